@@ -1,0 +1,112 @@
+//! The HTTP edge: thin axum handlers grouped by family, each family exporting `router()`, merged here.
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderValue, Request, header};
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::{DefaultOnRequest, DefaultOnResponse, TraceLayer};
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+use tracing::Level;
+
+use crate::state::AppState;
+
+pub mod health;
+pub mod oauth;
+pub mod openapi;
+pub mod pages;
+pub mod session;
+
+/// The whole application, ready to serve or to drive with `oneshot` in tests.
+pub fn app(state: AppState) -> Router {
+    let sessions = SessionManagerLayer::new(state.sessions.clone())
+        .with_name(session::cookie_name(&state.config))
+        .with_secure(state.config.is_https())
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(time::Duration::seconds(
+            i64::try_from(state.config.session_idle_ttl.as_secs()).unwrap_or(i64::MAX),
+        )));
+
+    Router::new()
+        .merge(health::router())
+        .merge(oauth::router())
+        .merge(pages::router().layer(sessions))
+        .merge(openapi::router())
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|request: &Request<_>| {
+                            let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                            // The path only: query strings can carry codes and tokens, which are never logged.
+                            tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+                        })
+                        .on_request(DefaultOnRequest::new().level(Level::DEBUG))
+                        .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
+                )
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                )),
+        )
+        .with_state(state)
+}
+
+/// Serves `state` on `listener` until `shutdown` completes, then finishes the requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let refresh = state.spawn_key_refresh();
+    let result =
+        axum::serve(listener, app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await;
+    refresh.abort();
+    state.db.close().await;
+    result
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// `Cache-Control` for public documents that change only when keys change.
+pub(crate) fn public_cache(max_age: Duration) -> HeaderValue {
+    HeaderValue::from_str(&format!("public, max-age={}", max_age.as_secs()))
+        .unwrap_or_else(|_| HeaderValue::from_static("no-cache"))
+}

@@ -1,0 +1,152 @@
+//! Storage contract tests: every test here runs unchanged against SQLite and against PostgreSQL.
+//!
+//! The PostgreSQL half uses `#[sqlx::test]` (a fresh database per test) and runs when `DATABASE_URL` is set
+//! at build time; without it the tests are reported as ignored, never as passed.
+
+use sqlx::ConnectOptions;
+use time::OffsetDateTime;
+
+use super::{Database, StorageError};
+use crate::config::DatabaseUrl;
+use crate::domain::clients::ClientRegistration;
+use crate::domain::email::Email;
+use crate::domain::password::PasswordHash;
+use crate::domain::users::{DisplayName, NewUser, UserId};
+
+pub(crate) async fn sqlite() -> (Database, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = DatabaseUrl::Sqlite(format!("sqlite://{}", dir.path().join("idp.db").display()));
+    let db = Database::connect(&url).await.unwrap();
+    db.migrate().await.unwrap();
+    (db, dir)
+}
+
+pub(crate) async fn postgres(options: sqlx::postgres::PgConnectOptions) -> Database {
+    let db = Database::connect(&DatabaseUrl::Postgres(options.to_url_lossy().to_string())).await.unwrap();
+    db.migrate().await.unwrap();
+    db
+}
+
+/// Generates `sqlite::NAME` and `postgres::NAME` for each contract `NAME(db: Database)`.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (db, _dir) = super::sqlite().await;
+                    super::$name(db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[cfg_attr(not(postgres_tests), ignore = "set DATABASE_URL to run the PostgreSQL suite")]
+                #[sqlx::test(migrations = false)]
+                async fn $name(_: sqlx::postgres::PgPoolOptions, options: sqlx::postgres::PgConnectOptions) {
+                    super::$name(super::postgres(options).await).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    migrations_are_idempotent,
+    user_is_found_by_id_and_by_normalised_email,
+    duplicate_email_is_a_conflict,
+    password_hash_can_be_replaced,
+    unknown_user_is_none,
+    client_round_trips_every_field,
+    clients_are_listed_oldest_first,
+    deleting_a_client_reports_whether_it_existed,
+);
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap()
+}
+
+fn new_user(email: &str) -> NewUser {
+    NewUser {
+        id: UserId::new(),
+        email: Email::parse(email).unwrap(),
+        name: Some(DisplayName::parse("Alice Liddell").unwrap()),
+        password_hash: PasswordHash::from_stored("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
+    }
+}
+
+async fn migrations_are_idempotent(db: Database) {
+    db.migrate().await.unwrap();
+    db.ping().await.unwrap();
+}
+
+async fn user_is_found_by_id_and_by_normalised_email(db: Database) {
+    let user = db.users().insert(&new_user("alice@example.com"), now()).await.unwrap();
+    assert_eq!(user.created_at, now());
+    let by_id = db.users().find(user.id).await.unwrap().unwrap();
+    assert_eq!(by_id.email.as_str(), "alice@example.com");
+    assert_eq!(by_id.name.as_ref().map(DisplayName::as_str), Some("Alice Liddell"));
+    let by_email = db.users().find_by_email(&Email::parse(" ALICE@Example.com").unwrap()).await.unwrap().unwrap();
+    assert_eq!(by_email.id, user.id);
+}
+
+async fn duplicate_email_is_a_conflict(db: Database) {
+    db.users().insert(&new_user("bob@example.com"), now()).await.unwrap();
+    let err = db.users().insert(&new_user("Bob@Example.com"), now()).await.unwrap_err();
+    assert!(matches!(err, StorageError::Conflict("email")), "{err:?}");
+}
+
+async fn password_hash_can_be_replaced(db: Database) {
+    let user = db.users().insert(&new_user("carol@example.com"), now()).await.unwrap();
+    let hash = PasswordHash::from_stored("$argon2id$v=19$m=19456,t=2,p=1$bmV3$bmV3aGFzaA".into());
+    assert!(db.users().set_password_hash(user.id, &hash, now()).await.unwrap());
+    assert_eq!(db.users().find(user.id).await.unwrap().unwrap().password_hash, hash);
+}
+
+async fn unknown_user_is_none(db: Database) {
+    assert!(db.users().find(UserId::new()).await.unwrap().is_none());
+    assert!(db.users().find_by_email(&Email::parse("nobody@example.com").unwrap()).await.unwrap().is_none());
+}
+
+fn registration(name: &str) -> ClientRegistration {
+    ClientRegistration {
+        name: name.into(),
+        redirect_uris: vec!["https://app.example.com/cb".into(), "http://127.0.0.1:7000/cb".into()],
+        post_logout_redirect_uris: vec!["https://app.example.com/bye".into()],
+        grant_types: vec!["authorization_code".into(), "refresh_token".into(), "client_credentials".into()],
+        scopes: vec!["openid email media:read".into()],
+        ..Default::default()
+    }
+}
+
+async fn client_round_trips_every_field(db: Database) {
+    let new = registration("Streaming web").validate(now()).unwrap();
+    db.clients().insert(&new.client).await.unwrap();
+    let stored = db.clients().find(new.client.id.as_str()).await.unwrap().unwrap();
+    assert_eq!(stored.name, "Streaming web");
+    assert_eq!(stored.auth_method, new.client.auth_method);
+    assert_eq!(stored.redirect_uris, new.client.redirect_uris);
+    assert_eq!(stored.post_logout_redirect_uris, new.client.post_logout_redirect_uris);
+    assert_eq!(stored.grant_types, new.client.grant_types);
+    assert_eq!(stored.scopes, new.client.scopes);
+    assert_eq!(stored.created_at, now());
+    assert!(stored.verify_secret(new.secret.unwrap().expose()), "the stored hash verifies the secret shown once");
+}
+
+async fn clients_are_listed_oldest_first(db: Database) {
+    for (i, name) in ["first", "second", "third"].into_iter().enumerate() {
+        let mut new = registration(name).validate(now() + time::Duration::seconds(i as i64)).unwrap();
+        new.client.created_at = now() + time::Duration::seconds(i as i64);
+        db.clients().insert(&new.client).await.unwrap();
+    }
+    let names: Vec<String> = db.clients().list().await.unwrap().into_iter().map(|c| c.name).collect();
+    assert_eq!(names, ["first", "second", "third"]);
+}
+
+async fn deleting_a_client_reports_whether_it_existed(db: Database) {
+    let new = registration("short-lived").validate(now()).unwrap();
+    db.clients().insert(&new.client).await.unwrap();
+    assert!(db.clients().delete(new.client.id.as_str()).await.unwrap());
+    assert!(!db.clients().delete(new.client.id.as_str()).await.unwrap());
+    assert!(db.clients().find(new.client.id.as_str()).await.unwrap().is_none());
+}

@@ -1,0 +1,165 @@
+//! Storage: one repository per aggregate over sqlx's `Any` driver, so that the same SQL serves SQLite (the
+//! embedded default) and PostgreSQL (production), and one contract test suite runs against both.
+//!
+//! The SQL is written in the dialect both understand: `$N` placeholders, `RETURNING`, `ON CONFLICT`, text
+//! ids and Unix-second integers. The signing keys live in files instead ([`keystore`]).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Executor};
+use time::OffsetDateTime;
+
+use crate::config::DatabaseUrl;
+
+pub mod clients;
+pub mod keystore;
+pub mod users;
+
+#[cfg(test)]
+mod contract_tests;
+
+pub use clients::Clients;
+pub use users::Users;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// A unique key is taken (the name of the field is given).
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// The database cannot be reached right now; the request may be retried.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    /// A stored value no longer parses: the database was changed outside this program.
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Io(String),
+}
+
+impl From<sqlx::Error> for StorageError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => StorageError::Unavailable(e),
+            e => StorageError::Database(e),
+        }
+    }
+}
+
+/// Maps a unique-key violation to [`StorageError::Conflict`] naming `field`.
+fn conflict_on_unique(field: &'static str) -> impl FnOnce(sqlx::Error) -> StorageError {
+    move |e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StorageError::Conflict(field),
+        _ => StorageError::from(e),
+    }
+}
+
+fn to_time(secs: i64) -> Result<OffsetDateTime, StorageError> {
+    OffsetDateTime::from_unix_timestamp(secs).map_err(|e| StorageError::Corrupt(format!("timestamp {secs}: {e}")))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The connection pool and the repositories over it.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Database {
+    /// Connects to the configured database. For SQLite the file and its folder are created if missing, and
+    /// the database is switched to WAL mode so that the CLI can write while the server runs.
+    pub async fn connect(url: &DatabaseUrl) -> Result<Database, StorageError> {
+        sqlx::any::install_default_drivers();
+        let (url, backend, max) = match url {
+            DatabaseUrl::Sqlite(url) => (sqlite_url(url)?, Backend::Sqlite, 8),
+            DatabaseUrl::Postgres(url) => (url.clone(), Backend::Postgres, 16),
+        };
+        let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL is stored in the file; synchronous=NORMAL is per connection and safe under WAL.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        Ok(Database { pool, backend })
+    }
+
+    /// Applies the pending migrations (idempotent; concurrent runs are serialised by sqlx's lock).
+    pub async fn migrate(&self) -> Result<(), StorageError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// A round trip to the database, for readiness checks.
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn users(&self) -> Users<'_> {
+        Users::new(&self.pool)
+    }
+
+    pub fn clients(&self) -> Clients<'_> {
+        Clients::new(&self.pool)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Adds `mode=rwc` (create the file if missing) and creates the parent folder of the database file.
+fn sqlite_url(url: &str) -> Result<String, StorageError> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path != ":memory:"
+        && let Some(parent) = std::path::Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| StorageError::Io(format!("cannot create the folder {}: {e}", parent.display())))?;
+    }
+    let mut params: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
+    if !params.iter().any(|p| p.starts_with("mode=")) {
+        params.push("mode=rwc");
+    }
+    Ok(format!("sqlite://{path}?{}", params.join("&")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sqlite_url_creates_the_file_by_default_and_keeps_explicit_modes() {
+        assert_eq!(super::sqlite_url("sqlite::memory:").unwrap(), "sqlite://:memory:?mode=rwc");
+        assert_eq!(super::sqlite_url("sqlite://idp.db?mode=ro").unwrap(), "sqlite://idp.db?mode=ro");
+    }
+}

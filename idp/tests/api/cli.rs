@@ -1,0 +1,323 @@
+//! The `idp` binary: administrative commands (their exact flags are relied on by scripts), start-up on
+//! embedded defaults, graceful shutdown and persistence across restarts.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::helpers::{error_line, free_port, idp, json_output, new_browser, test_env};
+
+const PASSWORD: &str = "correct horse battery";
+
+/// The environment of a folder used by the CLI only (no server).
+fn cli_env(dir: &Path) -> BTreeMap<String, String> {
+    test_env(dir, free_port())
+}
+
+/// A server process; stopped with SIGTERM when dropped.
+struct Server {
+    child: Child,
+    base_url: String,
+}
+
+impl Server {
+    async fn start(dir: &Path, env: &BTreeMap<String, String>) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_idp"));
+        command.current_dir(dir).stdout(Stdio::null()).stderr(Stdio::null());
+        for (name, _) in std::env::vars().filter(|(k, _)| k.starts_with("IDP_")) {
+            command.env_remove(name);
+        }
+        let mut server =
+            Server { child: command.envs(env).spawn().unwrap(), base_url: format!("http://{}", env["IDP_BIND"]) };
+        for _ in 0..300 {
+            if let Ok(r) = reqwest::get(format!("{}/readyz", server.base_url)).await
+                && r.status() == 200
+            {
+                return server;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("the server exited with {status}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the server did not become ready");
+    }
+
+    /// Sends SIGTERM and returns whether the process exited cleanly.
+    fn stop(mut self) -> bool {
+        terminate(&self.child);
+        let status = self.child.wait().unwrap();
+        std::mem::forget(self);
+        status.success()
+    }
+
+    async fn jwks_kids(&self) -> Vec<String> {
+        let jwks: serde_json::Value =
+            reqwest::get(format!("{}/jwks", self.base_url)).await.unwrap().json().await.unwrap();
+        jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect()
+    }
+
+    async fn can_sign_in(&self, email: &str, password: &str) -> bool {
+        let browser = new_browser();
+        let page = browser.get(format!("{}/login", self.base_url)).send().await.unwrap().text().await.unwrap();
+        let token = crate::helpers::csrf_token_in(&page);
+        let response = browser
+            .post(format!("{}/login", self.base_url))
+            .form(&[("csrf_token", token.as_str()), ("email", email), ("password", password)])
+            .send()
+            .await
+            .unwrap();
+        response.status() == 303
+    }
+}
+
+fn terminate(child: &Child) {
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn user_create_prints_the_new_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = json_output(&idp(
+        dir.path(),
+        &cli_env(dir.path()),
+        &["user", "create", "--email", "a@example.com", "--name", "Ann", "--password-stdin"],
+        Some(&format!("{PASSWORD}\n")),
+    ));
+    assert!(uuid_like(out["id"].as_str().unwrap()), "{out}");
+}
+
+fn uuid_like(s: &str) -> bool {
+    s.len() == 36 && s.chars().filter(|c| *c == '-').count() == 4
+}
+
+#[test]
+fn user_create_refuses_a_duplicate_email_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = cli_env(dir.path());
+    let args = ["user", "create", "--email", "b@example.com", "--password-stdin"];
+    json_output(&idp(dir.path(), &env, &args, Some(PASSWORD)));
+    let line = error_line(&idp(
+        dir.path(),
+        &env,
+        &["user", "create", "--email", "B@example.com", "--password-stdin"],
+        Some(PASSWORD),
+    ));
+    assert!(line.contains("--email") && line.contains("already exists"), "{line}");
+}
+
+#[test]
+fn user_create_refuses_a_short_password_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = error_line(&idp(
+        dir.path(),
+        &cli_env(dir.path()),
+        &["user", "create", "--email", "c@example.com", "--password-stdin"],
+        Some("short\n"),
+    ));
+    assert!(line.contains("--password-stdin"), "{line}");
+}
+
+#[test]
+fn confidential_client_create_prints_id_and_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = json_output(&idp(
+        dir.path(),
+        &cli_env(dir.path()),
+        &[
+            "client",
+            "create",
+            "--name",
+            "Web",
+            "--redirect-uri",
+            "https://app.example.com/cb",
+            "--post-logout-redirect-uri",
+            "https://app.example.com/",
+            "--grant-type",
+            "authorization_code",
+            "--grant-type",
+            "refresh_token",
+            "--scope",
+            "openid",
+            "--scope",
+            "email",
+        ],
+        None,
+    ));
+    assert!(out["client_id"].is_string());
+    assert_eq!(out["client_secret"].as_str().unwrap().len(), 43);
+}
+
+#[test]
+fn public_client_create_prints_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = json_output(&idp(
+        dir.path(),
+        &cli_env(dir.path()),
+        &["client", "create", "--name", "TV app", "--public", "--redirect-uri", "com.example.tv:/cb"],
+        None,
+    ));
+    assert!(out["client_id"].is_string());
+    assert!(out.get("client_secret").is_none(), "{out}");
+}
+
+#[test]
+fn client_list_shows_clients_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = cli_env(dir.path());
+    let created = json_output(&idp(
+        dir.path(),
+        &env,
+        &["client", "create", "--name", "Listed", "--redirect-uri", "https://a.example.com/cb"],
+        None,
+    ));
+    let list = idp(dir.path(), &env, &["client", "list"], None);
+    let text = String::from_utf8_lossy(&list.stdout).to_string();
+    assert!(!text.contains(created["client_secret"].as_str().unwrap()), "no secret in the listing");
+    let clients = json_output(&list);
+    assert_eq!(clients[0]["client_id"], created["client_id"]);
+    assert_eq!(clients[0]["redirect_uris"], serde_json::json!(["https://a.example.com/cb"]));
+}
+
+#[test]
+fn client_delete_removes_it_and_an_unknown_id_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = cli_env(dir.path());
+    let created = json_output(&idp(
+        dir.path(),
+        &env,
+        &["client", "create", "--name", "Gone", "--redirect-uri", "https://a.example.com/cb"],
+        None,
+    ));
+    let id = created["client_id"].as_str().unwrap();
+    json_output(&idp(dir.path(), &env, &["client", "delete", id], None));
+    assert_eq!(json_output(&idp(dir.path(), &env, &["client", "list"], None)), serde_json::json!([]));
+    let line = error_line(&idp(dir.path(), &env, &["client", "delete", id], None));
+    assert!(line.contains(id), "{line}");
+}
+
+#[test]
+fn client_create_errors_are_one_line_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = cli_env(dir.path());
+    let cases: [(&[&str], &str); 3] = [
+        (&["--grant-type", "password", "--redirect-uri", "https://a.example.com/cb"], "--grant-type"),
+        (&["--redirect-uri", "http://a.example.com/cb"], "--redirect-uri"),
+        (&[], "--redirect-uri"),
+    ];
+    for (extra, flag) in cases {
+        let mut args = vec!["client", "create", "--name", "Bad"];
+        args.extend_from_slice(extra);
+        let line = error_line(&idp(dir.path(), &env, &args, None));
+        assert!(line.contains(flag), "{extra:?}: {line}");
+    }
+}
+
+#[test]
+fn keys_rotate_then_list_shows_the_new_key_active_and_the_old_one_retired() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = cli_env(dir.path());
+    let first = json_output(&idp(dir.path(), &env, &["keys", "rotate"], None));
+    let second = json_output(&idp(dir.path(), &env, &["keys", "rotate", "--alg", "RS256"], None));
+    let ec = json_output(&idp(dir.path(), &env, &["keys", "rotate", "--alg", "ES256"], None));
+    let list = json_output(&idp(dir.path(), &env, &["keys", "list"], None));
+    let status =
+        |kid: &serde_json::Value| list.as_array().unwrap().iter().find(|k| &k["kid"] == kid).unwrap()["status"].clone();
+    assert_eq!(status(&first["kid"]), "retired");
+    assert_eq!(status(&second["kid"]), "active");
+    assert_eq!(status(&ec["kid"]), "active");
+    let line = error_line(&idp(dir.path(), &env, &["keys", "rotate", "--alg", "HS256"], None));
+    assert!(line.contains("HS256"), "{line}");
+}
+
+#[test]
+fn malformed_configuration_stops_with_one_line_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = cli_env(dir.path());
+    env.insert("IDP_BIND".into(), "nonsense".into());
+    let line = error_line(&idp(dir.path(), &env, &["migrate"], None));
+    assert!(line.starts_with("error: IDP_BIND:"), "{line}");
+}
+
+#[test]
+fn production_refuses_sqlite_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = cli_env(dir.path());
+    env.insert("IDP_ENV".into(), "production".into());
+    env.insert("IDP_ISSUER".into(), "https://id.example.com".into());
+    let line = error_line(&idp(dir.path(), &env, &[], None));
+    assert!(line.starts_with("error: IDP_DATABASE_URL:"), "{line}");
+}
+
+#[test]
+fn production_without_keys_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = cli_env(dir.path());
+    env.insert("IDP_ENV".into(), "production".into());
+    env.insert("IDP_ALLOW_SQLITE_IN_PRODUCTION".into(), "true".into());
+    let line = error_line(&idp(dir.path(), &env, &["serve"], None));
+    assert!(line.contains("idp keys rotate"), "{line}");
+}
+
+#[tokio::test]
+async fn defaults_create_the_database_and_keys_under_the_working_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let env: BTreeMap<String, String> = [("IDP_BIND".to_owned(), format!("127.0.0.1:{port}"))].into();
+    let server = Server::start(dir.path(), &env).await;
+    assert!(dir.path().join("data/idp.db").exists());
+    assert!(dir.path().join("keys/keyring.json").exists());
+    let doc: serde_json::Value = reqwest::get(format!("{}/.well-known/openid-configuration", server.base_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["issuer"], "http://localhost:8080", "the default issuer");
+    assert!(server.stop(), "SIGTERM shuts down gracefully with status 0");
+}
+
+#[tokio::test]
+async fn a_restart_keeps_users_clients_and_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = test_env(dir.path(), free_port());
+    let server = Server::start(dir.path(), &env).await;
+    // The CLI writes while the server runs (SQLite in WAL mode).
+    json_output(&idp(
+        dir.path(),
+        &env,
+        &["user", "create", "--email", "kept@example.com", "--password-stdin"],
+        Some(PASSWORD),
+    ));
+    let client = json_output(&idp(
+        dir.path(),
+        &env,
+        &["client", "create", "--name", "Kept", "--redirect-uri", "https://a.example.com/cb"],
+        None,
+    ));
+    assert!(server.can_sign_in("kept@example.com", PASSWORD).await, "the running server sees the new user at once");
+    let kids = server.jwks_kids().await;
+    assert!(server.stop());
+
+    let server = Server::start(dir.path(), &env).await;
+    assert_eq!(server.jwks_kids().await, kids, "the same signing keys");
+    assert!(server.can_sign_in("kept@example.com", PASSWORD).await, "the same users");
+    let clients = json_output(&idp(dir.path(), &env, &["client", "list"], None));
+    assert_eq!(clients[0]["client_id"], client["client_id"], "the same clients");
+    assert!(server.stop());
+}
+
+#[test]
+fn usage_errors_are_one_line_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = error_line(&idp(dir.path(), &cli_env(dir.path()), &["user", "create", "--password-stdin"], None));
+    assert!(line.contains("--email"), "{line}");
+}

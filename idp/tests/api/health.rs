@@ -1,0 +1,41 @@
+//! Probes, the OpenAPI document and request ids.
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn healthz_and_readyz_answer_ok() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status(), 200);
+    assert_eq!(ready.json::<serde_json::Value>().await.unwrap()["status"], "ready");
+}
+
+#[tokio::test]
+async fn readyz_answers_503_when_the_database_is_gone() {
+    let app = spawn_app().await;
+    app.state.db.close().await;
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    assert_eq!(response.json::<serde_json::Value>().await.unwrap()["error"], "temporarily_unavailable");
+}
+
+#[tokio::test]
+async fn openapi_document_describes_every_json_route() {
+    let app = spawn_app().await;
+    let doc: serde_json::Value = app.get("/openapi.json").await.json().await.unwrap();
+    for path in ["/healthz", "/readyz", "/.well-known/openid-configuration", "/jwks"] {
+        assert!(doc["paths"].get(path).is_some(), "{path} is not in the OpenAPI document");
+    }
+    assert_eq!(app.get("/docs/").await.status(), 200, "Swagger UI is served");
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_echoes_the_callers() {
+    let app = spawn_app().await;
+    let response = app.get("/healthz").await;
+    assert!(response.headers().get("x-request-id").is_some_and(|v| !v.is_empty()));
+    let response = app.browser.get(app.url("/healthz")).header("x-request-id", "trace-me-42").send().await.unwrap();
+    assert_eq!(response.headers()["x-request-id"], "trace-me-42");
+}

@@ -1,0 +1,156 @@
+//! Shared set-up: a server per test with its own SQLite file and keys folder.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use idp::config::Config;
+use idp::state::AppState;
+use tempfile::TempDir;
+
+/// A running issuer and an HTTP client with its own cookie jar (one browser).
+pub struct TestApp {
+    pub base_url: String,
+    pub state: AppState,
+    pub browser: reqwest::Client,
+    pub dir: TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The environment of a server living in `dir` and listening on `port`.
+pub fn test_env(dir: &Path, port: u16) -> BTreeMap<String, String> {
+    [
+        ("IDP_BIND", format!("127.0.0.1:{port}")),
+        ("IDP_ISSUER", format!("http://127.0.0.1:{port}")),
+        ("IDP_DATABASE_URL", format!("sqlite://{}", dir.join("data/idp.db").display())),
+        ("IDP_KEYS_DIR", dir.join("keys").display().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+pub fn new_browser() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// Starts a server on an ephemeral port in a fresh folder.
+pub async fn spawn_app() -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let config = Config::from_sources(&test_env(dir.path(), port), None).unwrap();
+    let state = AppState::build(config).await.unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(idp::serve(listener, state.clone(), async {
+        let _ = rx.await;
+    }));
+    TestApp { base_url: format!("http://127.0.0.1:{port}"), state, browser: new_browser(), dir, shutdown: Some(tx) }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.browser.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// Fetches a page with a form and returns its CSRF token.
+    pub async fn csrf_token(&self, path: &str) -> String {
+        let body = self.get(path).await.text().await.unwrap();
+        csrf_token_in(&body)
+    }
+
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        self.browser.post(self.url(path)).form(fields).send().await.unwrap()
+    }
+
+    /// Registers through the page and returns the response of the submission.
+    pub async fn register(&self, email: &str, password: &str) -> reqwest::Response {
+        let token = self.csrf_token("/register").await;
+        self.post_form("/register", &[("csrf_token", &token), ("email", email), ("password", password)]).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        let token = self.csrf_token("/login").await;
+        self.post_form("/login", &[("csrf_token", &token), ("email", email), ("password", password)]).await
+    }
+
+    /// Signs the current browser out and creates `email` through the page, leaving no session behind.
+    pub async fn create_user(&self, email: &str, password: &str) {
+        let response = self.register(email, password).await;
+        assert_eq!(response.status(), 303, "registration of {email} failed");
+        let token = self.csrf_token("/").await;
+        self.post_form("/logout", &[("csrf_token", &token)]).await;
+    }
+}
+
+/// The value of the first `csrf_token` hidden field in a page.
+pub fn csrf_token_in(html: &str) -> String {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html.find(marker).map(|i| i + marker.len()).expect("the page has no CSRF token");
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+/// The session cookie value in a `Set-Cookie` header, if the response sets one.
+pub fn session_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("idp_session="))
+        .map(|c| c.split(';').next().unwrap().trim_start_matches("idp_session=").to_owned())
+}
+
+/// The `idp` binary, run in `dir` with exactly the `IDP_*` variables given.
+pub fn idp(dir: &Path, env: &BTreeMap<String, String>, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_idp"));
+    command.current_dir(dir).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (name, _) in std::env::vars().filter(|(k, _)| k.starts_with("IDP_") || k == "RUST_LOG") {
+        command.env_remove(name);
+    }
+    command.envs(env);
+    let mut child = command.spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut pipe = child.stdin.take().unwrap();
+        if let Some(input) = stdin {
+            pipe.write_all(input.as_bytes()).unwrap();
+        }
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Parses the JSON a successful command printed.
+pub fn json_output(output: &Output) -> serde_json::Value {
+    assert!(output.status.success(), "command failed: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// The one-line error of a failed command.
+pub fn error_line(output: &Output) -> String {
+    assert!(!output.status.success(), "command unexpectedly succeeded: {}", String::from_utf8_lossy(&output.stdout));
+    let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+    assert_eq!(stderr.lines().count(), 1, "the error is one line: {stderr}");
+    stderr
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn keys_dir(dir: &Path) -> PathBuf {
+    dir.join("keys")
+}
