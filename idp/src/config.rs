@@ -28,6 +28,10 @@ pub mod defaults {
     /// the longest token it may have signed.
     pub const JWKS_CACHE_TTL_SECS: u64 = 10 * 60;
     pub const SESSION_IDLE_TTL_SECS: u64 = 12 * 60 * 60;
+    /// Refresh tokens slide: each use gives a new one valid this long…
+    pub const REFRESH_TOKEN_TTL_SECS: u64 = 30 * 24 * 60 * 60;
+    /// …but never past this time after the original authorization (ASVS 10.4.8).
+    pub const REFRESH_TOKEN_ABSOLUTE_TTL_SECS: u64 = 90 * 24 * 60 * 60;
 }
 
 /// Where the process runs. `Production` refuses the development conveniences.
@@ -73,6 +77,11 @@ pub struct Config {
     pub id_token_ttl: Duration,
     pub jwks_cache_ttl: Duration,
     pub session_idle_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub refresh_token_absolute_ttl: Duration,
+    /// The `aud` of access tokens when no API is named: the issuer itself (its userinfo endpoint). It is
+    /// never a client id, so an ID token cannot pass for an access token.
+    pub access_token_audience: String,
 }
 
 impl Config {
@@ -171,6 +180,22 @@ impl Config {
         let id_token_ttl = secs(Key::IdTokenTtl, defaults::ID_TOKEN_TTL_SECS)?;
         let jwks_cache_ttl = secs(Key::JwksCacheTtl, defaults::JWKS_CACHE_TTL_SECS)?;
         let session_idle_ttl = secs(Key::SessionIdleTtl, defaults::SESSION_IDLE_TTL_SECS)?;
+        let refresh_token_ttl = secs(Key::RefreshTokenTtl, defaults::REFRESH_TOKEN_TTL_SECS)?;
+        let refresh_token_absolute_ttl = secs(Key::RefreshTokenAbsoluteTtl, defaults::REFRESH_TOKEN_ABSOLUTE_TTL_SECS)?;
+        if refresh_token_absolute_ttl < refresh_token_ttl {
+            return Err(ConfigError {
+                setting: Key::RefreshTokenAbsoluteTtl.env_var(),
+                message: "must not be shorter than IDP_REFRESH_TOKEN_TTL".into(),
+            });
+        }
+        let issuer_id = issuer.as_str().trim_end_matches('/').to_owned();
+        let access_token_audience = sources.parse(Key::AccessTokenAudience, &issuer_id, |s| {
+            if s.is_empty() || s.chars().any(char::is_whitespace) {
+                Err("must be a non-empty identifier without spaces".into())
+            } else {
+                Ok(s.to_owned())
+            }
+        })?;
 
         Ok(Config {
             env: environment,
@@ -185,6 +210,9 @@ impl Config {
             id_token_ttl,
             jwks_cache_ttl,
             session_idle_ttl,
+            refresh_token_ttl,
+            refresh_token_absolute_ttl,
+            access_token_audience,
         })
     }
 }
@@ -207,10 +235,13 @@ enum Key {
     IdTokenTtl,
     JwksCacheTtl,
     SessionIdleTtl,
+    RefreshTokenTtl,
+    RefreshTokenAbsoluteTtl,
+    AccessTokenAudience,
 }
 
 impl Key {
-    const ALL: [Key; 13] = [
+    const ALL: [Key; 16] = [
         Key::Env,
         Key::Bind,
         Key::Issuer,
@@ -224,6 +255,9 @@ impl Key {
         Key::IdTokenTtl,
         Key::JwksCacheTtl,
         Key::SessionIdleTtl,
+        Key::RefreshTokenTtl,
+        Key::RefreshTokenAbsoluteTtl,
+        Key::AccessTokenAudience,
     ];
 
     fn toml_key(self) -> &'static str {
@@ -241,6 +275,9 @@ impl Key {
             Key::IdTokenTtl => "id_token_ttl",
             Key::JwksCacheTtl => "jwks_cache_ttl",
             Key::SessionIdleTtl => "session_idle_ttl",
+            Key::RefreshTokenTtl => "refresh_token_ttl",
+            Key::RefreshTokenAbsoluteTtl => "refresh_token_absolute_ttl",
+            Key::AccessTokenAudience => "access_token_audience",
         }
     }
 
@@ -477,6 +514,7 @@ mod tests {
         assert!(config.generate_keys);
         assert!(config.redis_url.is_none());
         assert_eq!(config.access_token_ttl, Duration::from_secs(600));
+        assert_eq!(config.access_token_audience, "http://localhost:8080", "the issuer by default");
     }
 
     #[test]
@@ -502,6 +540,8 @@ mod tests {
             (&[("IDP_ID_TOKEN_TTL", "0")], "IDP_ID_TOKEN_TTL", "zero"),
             (&[("IDP_GENERATE_KEYS", "maybe")], "IDP_GENERATE_KEYS", "not a boolean"),
             (&[("IDP_BIDN", "127.0.0.1:1")], "IDP_BIDN", "unknown variable (typo)"),
+            (&[("IDP_REFRESH_TOKEN_ABSOLUTE_TTL", "1d")], "IDP_REFRESH_TOKEN_ABSOLUTE_TTL", "shorter than sliding"),
+            (&[("IDP_ACCESS_TOKEN_AUDIENCE", "a b")], "IDP_ACCESS_TOKEN_AUDIENCE", "space in audience"),
         ];
         for (vars, setting, reason) in cases {
             assert_eq!(&refused_setting(vars), setting, "case: {reason}");

@@ -1,9 +1,11 @@
 //! The crate's error type: every failure a JSON endpoint can meet, turned into an HTTP response in one
-//! place. The `error` member always carries an RFC 6749 §5.2 style code; internal details are logged, never
-//! sent. (HTML pages render their own messages; see `http::pages`.)
+//! place. The `error` member is always an RFC error code (RFC 6749 §5.2, RFC 6750 §3.1, OIDC Core §3.1.2.6);
+//! internal details are logged, never sent. (HTML pages render their own messages; see `http::pages`.)
+
+use std::fmt;
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -12,11 +14,57 @@ use crate::domain::keys::KeyError;
 use crate::storage::StorageError;
 use crate::storage::keystore::KeyStoreError;
 
+/// The error codes of the OAuth 2.0 and OpenID Connect specifications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    InvalidScope,
+    AccessDenied,
+    UnsupportedResponseType,
+    LoginRequired,
+    ConsentRequired,
+    InvalidToken,
+    InsufficientScope,
+    RequestNotSupported,
+    RequestUriNotSupported,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::UnsupportedResponseType => "unsupported_response_type",
+            ErrorCode::LoginRequired => "login_required",
+            ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::RequestNotSupported => "request_not_supported",
+            ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The request is malformed (RFC 6749 §5.2 `invalid_request`).
-    #[error("{0}")]
-    InvalidRequest(String),
+    /// A protocol error with its RFC code and a description safe to show the client.
+    #[error("{code}: {description}")]
+    OAuth { code: ErrorCode, description: String },
     #[error("not found")]
     NotFound,
     /// A unique value is already taken (the field is named).
@@ -33,7 +81,7 @@ pub enum Error {
 /// The JSON error body (RFC 6749 §5.2).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// An RFC 6749 §5.2 error code.
+    /// An RFC 6749 §5.2 / RFC 6750 §3.1 error code.
     #[schema(example = "invalid_request")]
     pub error: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -41,9 +89,27 @@ pub struct ErrorBody {
 }
 
 impl Error {
+    pub fn oauth(code: ErrorCode, description: impl Into<String>) -> Error {
+        // RFC 6749 §5.2: the description is limited to printable ASCII without '"' and '\'.
+        let description = description
+            .into()
+            .chars()
+            .map(|c| if (' '..='~').contains(&c) && c != '"' && c != '\\' { c } else { ' ' })
+            .collect();
+        Error::OAuth { code, description }
+    }
+
+    pub fn invalid_request(description: impl Into<String>) -> Error {
+        Error::oauth(ErrorCode::InvalidRequest, description)
+    }
+
+    pub fn internal(e: impl Into<anyhow::Error>) -> Error {
+        Error::Internal(e.into())
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
-            Error::InvalidRequest(_) => "invalid_request",
+            Error::OAuth { code, .. } => code.as_str(),
             Error::NotFound => "not_found",
             Error::Conflict(_) => "conflict",
             Error::Unavailable(_) => "temporarily_unavailable",
@@ -53,7 +119,9 @@ impl Error {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Error::OAuth { code: ErrorCode::InvalidClient | ErrorCode::InvalidToken, .. } => StatusCode::UNAUTHORIZED,
+            Error::OAuth { code: ErrorCode::InsufficientScope, .. } => StatusCode::FORBIDDEN,
+            Error::OAuth { .. } => StatusCode::BAD_REQUEST,
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -61,8 +129,14 @@ impl Error {
         }
     }
 
-    pub fn internal(e: impl Into<anyhow::Error>) -> Error {
-        Error::Internal(e.into())
+    /// Logs what the response will not say: the cause of an unavailable or internal error.
+    pub fn log(&self) {
+        match self {
+            Error::Unavailable(e) => tracing::warn!(error = format!("{e:#}"), "dependency unavailable"),
+            Error::Internal(e) => tracing::error!(error = format!("{e:#}"), "internal error"),
+            Error::OAuth { code, description } => tracing::debug!(%code, description, "request refused"),
+            _ => {}
+        }
     }
 }
 
@@ -88,29 +162,33 @@ impl From<KeyStoreError> for Error {
     }
 }
 
-impl Error {
-    /// Logs what the response will not say: the cause of an unavailable or internal error.
-    pub fn log(&self) {
-        match self {
-            Error::Unavailable(e) => tracing::warn!(error = format!("{e:#}"), "dependency unavailable"),
-            Error::Internal(e) => tracing::error!(error = format!("{e:#}"), "internal error"),
-            _ => {}
-        }
-    }
-}
-
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         self.log();
         let description = match &self {
-            Error::InvalidRequest(message) => Some(message.clone()),
+            Error::OAuth { description, .. } if !description.is_empty() => Some(description.clone()),
             Error::Conflict(_) => Some(self.to_string()),
-            Error::Unavailable(_) | Error::Internal(_) | Error::NotFound => None,
+            _ => None,
         };
         let mut response =
             (self.status(), Json(ErrorBody { error: self.code(), error_description: description })).into_response();
-        if matches!(self, Error::Unavailable(_)) {
-            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
+        let headers = response.headers_mut();
+        match &self {
+            // RFC 6749 §5.2: a 401 for client authentication names the scheme.
+            Error::OAuth { code: ErrorCode::InvalidClient, .. } => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"idp\""));
+            }
+            // RFC 6750 §3: the Bearer challenge carries the error code.
+            Error::OAuth { code: code @ (ErrorCode::InvalidToken | ErrorCode::InsufficientScope), .. } => {
+                let challenge = format!("Bearer realm=\"idp\", error=\"{code}\"");
+                if let Ok(value) = HeaderValue::from_str(&challenge) {
+                    headers.insert(header::WWW_AUTHENTICATE, value);
+                }
+            }
+            Error::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            _ => {}
         }
         response
     }

@@ -3,11 +3,13 @@
 
 pub mod clients;
 pub mod email;
+pub mod grants;
 pub mod keys;
 pub mod password;
 pub mod random;
 pub mod scope;
 pub mod secret;
+pub mod tokens;
 pub mod users;
 
 /// Whether a URL's host is the loopback interface (`localhost`, 127.0.0.0/8, `::1`), where plain http is

@@ -36,7 +36,8 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(oauth::router())
-        .merge(pages::router().layer(sessions))
+        .merge(pages::with_page_headers(pages::router().merge(oauth::browser_router())).layer(sessions))
+        .merge(pages::assets())
         .merge(openapi::router())
         .layer(
             ServiceBuilder::new()

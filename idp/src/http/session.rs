@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 use tower_sessions::Session;
 
 use crate::config::Config;
+use crate::domain::tokens;
 use crate::domain::users::UserId;
 
 const LOGIN_KEY: &str = "login";
@@ -15,12 +16,14 @@ pub fn cookie_name(config: &Config) -> &'static str {
     if config.is_https() { "__Host-idp_session" } else { "idp_session" }
 }
 
-/// Who is signed in, and when they authenticated (OIDC Core `auth_time`).
+/// Who is signed in, when they authenticated (OIDC Core `auth_time`), and the session id every token
+/// issued in this browser session carries (`sid`, OIDC Front-/Back-Channel Logout).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Login {
     pub user_id: String,
     /// Unix seconds.
     pub auth_time: i64,
+    pub sid: String,
 }
 
 impl Login {
@@ -42,7 +45,8 @@ pub async fn current(session: &Session) -> Result<Option<Login>, SessionError> {
 /// afterwards (session fixation, ASVS 7.2.4).
 pub async fn sign_in(session: &Session, user: UserId, now: OffsetDateTime) -> Result<(), SessionError> {
     session.cycle_id().await?;
-    session.insert(LOGIN_KEY, Login { user_id: user.to_string(), auth_time: now.unix_timestamp() }).await?;
+    let login = Login { user_id: user.to_string(), auth_time: now.unix_timestamp(), sid: tokens::new_id() };
+    session.insert(LOGIN_KEY, login).await?;
     Ok(())
 }
 

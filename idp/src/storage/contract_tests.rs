@@ -10,8 +10,11 @@ use super::{Database, StorageError};
 use crate::config::DatabaseUrl;
 use crate::domain::clients::ClientRegistration;
 use crate::domain::email::Email;
+use crate::domain::grants::Grant;
 use crate::domain::password::PasswordHash;
+use crate::domain::scope::Scopes;
 use crate::domain::users::{DisplayName, NewUser, UserId};
+use crate::storage::grants::CodeRecord;
 
 pub(crate) async fn sqlite() -> (Database, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -60,6 +63,12 @@ contract!(
     client_round_trips_every_field,
     clients_are_listed_oldest_first,
     deleting_a_client_reports_whether_it_existed,
+    a_code_is_redeemed_once,
+    a_failed_redemption_leaves_the_first_grant_revocable,
+    a_refresh_token_rotates_once,
+    revoking_a_grant_deactivates_its_access_tokens,
+    a_single_access_token_can_be_revoked,
+    consent_is_replaced_on_save,
 );
 
 fn now() -> OffsetDateTime {
@@ -149,4 +158,97 @@ async fn deleting_a_client_reports_whether_it_existed(db: Database) {
     assert!(db.clients().delete(new.client.id.as_str()).await.unwrap());
     assert!(!db.clients().delete(new.client.id.as_str()).await.unwrap());
     assert!(db.clients().find(new.client.id.as_str()).await.unwrap().is_none());
+}
+
+fn code_record() -> CodeRecord {
+    CodeRecord {
+        client_id: "client".into(),
+        user_id: UserId::new().to_string(),
+        redirect_uri: "https://app.example.com/cb".into(),
+        scope: "openid".into(),
+        pkce: Some("S256:challenge".into()),
+        nonce: Some("n".into()),
+        auth_time: 1,
+        sid: "sid".into(),
+        expires_at: 1_700_000_060,
+    }
+}
+
+fn grant(id: &str) -> Grant {
+    Grant {
+        id: id.into(),
+        client_id: "client".into(),
+        user_id: UserId::new().to_string(),
+        scope: Scopes::parse("openid offline_access").unwrap(),
+        sid: "sid".into(),
+        auth_time: 1,
+        created_at: 1,
+        expires_at: i64::MAX,
+        revoked_at: None,
+    }
+}
+
+async fn a_code_is_redeemed_once(db: Database) {
+    db.grants().insert_code("hash", &code_record(), 1).await.unwrap();
+    let mut tx = db.grants().begin().await.unwrap();
+    let first = tx.redeem_code("hash", "g1", 2).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(first.unwrap().pkce.as_deref(), Some("S256:challenge"));
+    let mut tx = db.grants().begin().await.unwrap();
+    assert!(tx.redeem_code("hash", "g2", 3).await.unwrap().is_none(), "a second redemption finds nothing");
+    drop(tx);
+    assert_eq!(db.grants().grant_of_redeemed_code("hash").await.unwrap().as_deref(), Some("g1"));
+    assert!(db.grants().grant_of_redeemed_code("unknown").await.unwrap().is_none());
+}
+
+async fn a_failed_redemption_leaves_the_first_grant_revocable(db: Database) {
+    db.grants().insert_code("hash", &code_record(), 1).await.unwrap();
+    let mut tx = db.grants().begin().await.unwrap();
+    tx.redeem_code("hash", "g1", 2).await.unwrap().unwrap();
+    tx.insert_grant(&grant("g1")).await.unwrap();
+    tx.insert_access_token("jti-1", "g1", 100).await.unwrap();
+    tx.commit().await.unwrap();
+    let previous = db.grants().grant_of_redeemed_code("hash").await.unwrap().unwrap();
+    assert!(db.grants().revoke_grant(&previous, 5).await.unwrap());
+    assert!(!db.grants().revoke_grant(&previous, 6).await.unwrap(), "already revoked");
+    assert_eq!(db.grants().user_access_token_active("jti-1").await.unwrap(), Some(false));
+}
+
+async fn a_refresh_token_rotates_once(db: Database) {
+    let mut tx = db.grants().begin().await.unwrap();
+    tx.insert_grant(&grant("g")).await.unwrap();
+    tx.insert_refresh_token("rt", "g", 1, 1000).await.unwrap();
+    tx.commit().await.unwrap();
+    let record = db.grants().find_refresh_token("rt").await.unwrap().unwrap();
+    assert_eq!((record.expires_at, record.rotated_at, record.grant.id.as_str()), (1000, None, "g"));
+    let mut tx = db.grants().begin().await.unwrap();
+    assert!(tx.rotate_refresh_token("rt", 2).await.unwrap());
+    assert!(!tx.rotate_refresh_token("rt", 3).await.unwrap(), "the second rotation is refused");
+    tx.commit().await.unwrap();
+    assert_eq!(db.grants().find_refresh_token("rt").await.unwrap().unwrap().rotated_at, Some(2));
+}
+
+async fn revoking_a_grant_deactivates_its_access_tokens(db: Database) {
+    let mut tx = db.grants().begin().await.unwrap();
+    tx.insert_grant(&grant("g")).await.unwrap();
+    tx.insert_access_token("jti", "g", 100).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(db.grants().user_access_token_active("jti").await.unwrap(), Some(true));
+    db.grants().revoke_grant("g", 5).await.unwrap();
+    assert_eq!(db.grants().user_access_token_active("jti").await.unwrap(), Some(false));
+    assert_eq!(db.grants().user_access_token_active("other").await.unwrap(), None);
+}
+
+async fn a_single_access_token_can_be_revoked(db: Database) {
+    assert!(!db.grants().is_access_token_revoked("jti").await.unwrap());
+    db.grants().revoke_access_token("jti", 100).await.unwrap();
+    db.grants().revoke_access_token("jti", 100).await.unwrap();
+    assert!(db.grants().is_access_token_revoked("jti").await.unwrap(), "idempotent");
+}
+
+async fn consent_is_replaced_on_save(db: Database) {
+    assert!(db.grants().consent("u", "c").await.unwrap().is_none());
+    db.grants().save_consent("u", "c", &Scopes::parse("openid").unwrap(), 1).await.unwrap();
+    db.grants().save_consent("u", "c", &Scopes::parse("openid email").unwrap(), 2).await.unwrap();
+    assert_eq!(db.grants().consent("u", "c").await.unwrap().unwrap().to_string(), "email openid");
 }

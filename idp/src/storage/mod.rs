@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 use crate::config::DatabaseUrl;
 
 pub mod clients;
+pub mod grants;
 pub mod keystore;
 pub mod users;
 
@@ -21,6 +22,7 @@ pub mod users;
 mod contract_tests;
 
 pub use clients::Clients;
+pub use grants::Grants;
 pub use users::Users;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
@@ -130,6 +132,10 @@ impl Database {
 
     pub fn clients(&self) -> Clients<'_> {
         Clients::new(&self.pool)
+    }
+
+    pub fn grants(&self) -> Grants<'_> {
+        Grants::new(&self.pool)
     }
 
     pub async fn close(&self) {

@@ -15,6 +15,7 @@ pub struct TestApp {
     pub browser: reqwest::Client,
     pub dir: TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    postgres: Option<TestDatabase>,
 }
 
 impl Drop for TestApp {
@@ -22,6 +23,49 @@ impl Drop for TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        if let Some(database) = self.postgres.take() {
+            database.drop_blocking();
+        }
+    }
+}
+
+/// A PostgreSQL database of its own for one test, on the server named by `DATABASE_URL`; used when
+/// `TEST_BACKEND=postgres`, so that the black-box suite runs on PostgreSQL as well as on SQLite.
+struct TestDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl TestDatabase {
+    fn wanted() -> bool {
+        std::env::var("TEST_BACKEND").is_ok_and(|b| b == "postgres")
+    }
+
+    async fn create() -> TestDatabase {
+        use sqlx::Connection;
+        let admin_url = std::env::var("DATABASE_URL").expect("TEST_BACKEND=postgres needs DATABASE_URL");
+        let name = format!("idp_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
+        let mut url = url::Url::parse(&admin_url).unwrap();
+        url.set_path(&name);
+        TestDatabase { admin_url, name, url: url.to_string() }
+    }
+
+    /// Drops the database from a thread of its own: `Drop` cannot await.
+    fn drop_blocking(self) {
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            runtime.block_on(async {
+                use sqlx::Connection;
+                if let Ok(mut admin) = sqlx::PgConnection::connect(&self.admin_url).await {
+                    let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut admin).await;
+                }
+            });
+        })
+        .join();
     }
 }
 
@@ -47,13 +91,25 @@ pub async fn spawn_app() -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let config = Config::from_sources(&test_env(dir.path(), port), None).unwrap();
+    let mut env = test_env(dir.path(), port);
+    let postgres = if TestDatabase::wanted() { Some(TestDatabase::create().await) } else { None };
+    if let Some(database) = &postgres {
+        env.insert("IDP_DATABASE_URL".into(), database.url.clone());
+    }
+    let config = Config::from_sources(&env, None).unwrap();
     let state = AppState::build(config).await.unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(idp::serve(listener, state.clone(), async {
         let _ = rx.await;
     }));
-    TestApp { base_url: format!("http://127.0.0.1:{port}"), state, browser: new_browser(), dir, shutdown: Some(tx) }
+    TestApp {
+        base_url: format!("http://127.0.0.1:{port}"),
+        state,
+        browser: new_browser(),
+        dir,
+        shutdown: Some(tx),
+        postgres,
+    }
 }
 
 impl TestApp {

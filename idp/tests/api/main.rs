@@ -7,4 +7,5 @@ mod helpers;
 mod cli;
 mod discovery;
 mod health;
+mod oauth;
 mod pages;

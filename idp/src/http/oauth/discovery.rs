@@ -13,10 +13,6 @@ use crate::state::AppState;
 
 pub const PATH: &str = "/.well-known/openid-configuration";
 
-/// The endpoints under the issuer. The authorization and token endpoints are served by the OAuth flows.
-pub const AUTHORIZATION_PATH: &str = "/authorize";
-pub const TOKEN_PATH: &str = "/token";
-
 /// Provider metadata (OIDC Discovery §3). Only what is supported is listed.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProviderMetadata {
@@ -24,6 +20,10 @@ pub struct ProviderMetadata {
     pub authorization_endpoint: String,
     pub token_endpoint: String,
     pub jwks_uri: String,
+    pub userinfo_endpoint: String,
+    pub introspection_endpoint: String,
+    pub revocation_endpoint: String,
+    pub end_session_endpoint: String,
     pub scopes_supported: Vec<&'static str>,
     pub response_types_supported: Vec<&'static str>,
     pub response_modes_supported: Vec<&'static str>,
@@ -31,6 +31,8 @@ pub struct ProviderMetadata {
     pub subject_types_supported: Vec<&'static str>,
     pub id_token_signing_alg_values_supported: Vec<&'static str>,
     pub token_endpoint_auth_methods_supported: Vec<&'static str>,
+    pub introspection_endpoint_auth_methods_supported: Vec<&'static str>,
+    pub revocation_endpoint_auth_methods_supported: Vec<&'static str>,
     pub code_challenge_methods_supported: Vec<&'static str>,
     pub claims_supported: Vec<&'static str>,
     /// RFC 9207: authorization responses carry `iss`.
@@ -45,9 +47,13 @@ impl ProviderMetadata {
         ProviderMetadata {
             // Byte-equal to the configured issuer (no trailing slash): relying parties compare it exactly.
             issuer: config.endpoint(""),
-            authorization_endpoint: config.endpoint(AUTHORIZATION_PATH),
-            token_endpoint: config.endpoint(TOKEN_PATH),
+            authorization_endpoint: config.endpoint(super::authorize::PATH),
+            token_endpoint: config.endpoint(super::token::PATH),
             jwks_uri: config.endpoint(super::jwks::PATH),
+            userinfo_endpoint: config.endpoint(super::userinfo::PATH),
+            introspection_endpoint: config.endpoint(super::introspect::PATH),
+            revocation_endpoint: config.endpoint(super::revoke::PATH),
+            end_session_endpoint: config.endpoint(super::end_session::PATH),
             scopes_supported: scope::SUPPORTED.to_vec(),
             response_types_supported: vec!["code"],
             response_modes_supported: vec!["query"],
@@ -55,6 +61,8 @@ impl ProviderMetadata {
             subject_types_supported: vec!["public"],
             id_token_signing_alg_values_supported: config.signing_algs.iter().map(|a| a.as_str()).collect(),
             token_endpoint_auth_methods_supported: AuthMethod::SUPPORTED.iter().map(|m| m.as_str()).collect(),
+            introspection_endpoint_auth_methods_supported: vec!["client_secret_basic", "client_secret_post"],
+            revocation_endpoint_auth_methods_supported: AuthMethod::SUPPORTED.iter().map(|m| m.as_str()).collect(),
             code_challenge_methods_supported: vec!["S256"],
             claims_supported: vec![
                 "sub",

@@ -1,13 +1,43 @@
-//! Protocol endpoints (OAuth 2.0 / OpenID Connect).
+//! Protocol endpoints (OAuth 2.0 / OpenID Connect). Back-channel endpoints (JSON, no cookies) are in
+//! [`router`]; the front-channel ones that live in the browser session are in [`browser_router`].
 
 use axum::Router;
+use axum::http::{HeaderValue, header};
 use axum::routing::get;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::state::AppState;
 
+pub mod authorize;
+pub mod client_auth;
 pub mod discovery;
+pub mod end_session;
+pub mod introspect;
 pub mod jwks;
+pub mod oxide;
+pub mod params;
+pub mod revoke;
+pub mod token;
+pub mod userinfo;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route(discovery::PATH, get(discovery::openid_configuration)).route(jwks::PATH, get(jwks::jwks))
+    // RFC 6749 §5.1: responses with tokens or their descriptions are never cached.
+    let no_store = Router::new()
+        .route(token::PATH, axum::routing::post(token::token))
+        .route(introspect::PATH, axum::routing::post(introspect::introspect))
+        .route(revoke::PATH, axum::routing::post(revoke::revoke))
+        .route(userinfo::PATH, get(userinfo::get).post(userinfo::post))
+        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .layer(SetResponseHeaderLayer::overriding(header::PRAGMA, HeaderValue::from_static("no-cache")));
+    Router::new()
+        .route(discovery::PATH, get(discovery::openid_configuration))
+        .route(jwks::PATH, get(jwks::jwks))
+        .merge(no_store)
+}
+
+/// Endpoints the browser visits, with the session cookie.
+pub fn browser_router() -> Router<AppState> {
+    Router::new()
+        .route(authorize::PATH, get(authorize::get).post(authorize::post))
+        .route(end_session::PATH, get(end_session::get).post(end_session::post))
 }

@@ -29,6 +29,8 @@ struct LoginPage<'a> {
 #[derive(Debug, Deserialize)]
 pub struct ReturnTo {
     pub return_to: Option<String>,
+    /// OIDC Core §3.1.2.1 `login_hint`, passed on by the authorization endpoint: prefills the email.
+    pub login_hint: Option<String>,
 }
 
 /// Form fields are optional so that a missing one is answered by this page, not by a framework error.
@@ -45,7 +47,8 @@ pub struct LoginForm {
 pub async fn show(session: Session, Query(query): Query<ReturnTo>) -> Result<Response, PageError> {
     let token = csrf::token(&session).await?;
     let return_to = safe_return_to(query.return_to.as_deref());
-    Ok(render(StatusCode::OK, &LoginPage { csrf_token: &token, return_to: &return_to, email: "", error: None }))
+    let email = query.login_hint.as_deref().unwrap_or_default();
+    Ok(render(StatusCode::OK, &LoginPage { csrf_token: &token, return_to: &return_to, email, error: None }))
 }
 
 pub async fn submit(

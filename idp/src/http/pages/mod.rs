@@ -11,6 +11,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::http::session::SessionError;
 use crate::state::AppState;
 
+pub mod consent;
 pub mod csrf;
 pub mod home;
 pub mod login;
@@ -19,11 +20,17 @@ pub mod register;
 const STYLESHEET: &str = include_str!("templates/style.css");
 
 pub fn router() -> Router<AppState> {
-    let pages = Router::new()
+    Router::new()
         .route("/", get(home::show))
         .route("/login", get(login::show).post(login::submit))
         .route("/register", get(register::show).post(register::submit))
         .route("/logout", axum::routing::post(home::sign_out))
+        .route("/consent", axum::routing::post(consent::submit))
+}
+
+/// Browser pages are never framed, cached or referred (RFC 9700 §4.16), and run no script.
+pub fn with_page_headers(router: Router<AppState>) -> Router<AppState> {
+    router
         .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
@@ -32,8 +39,12 @@ pub fn router() -> Router<AppState> {
             HeaderValue::from_static(
                 "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'",
             ),
-        ));
-    pages.route("/assets/style.css", get(stylesheet))
+        ))
+}
+
+/// The stylesheet of the pages.
+pub fn assets() -> Router<AppState> {
+    Router::new().route("/assets/style.css", get(stylesheet))
 }
 
 async fn stylesheet() -> impl IntoResponse {
@@ -72,6 +83,11 @@ impl From<crate::storage::StorageError> for PageError {
     fn from(e: crate::storage::StorageError) -> Self {
         PageError::App(e.into())
     }
+}
+
+/// A page with a title and one message: errors, and confirmations such as "signed out".
+pub fn message(status: StatusCode, title: &str, message: &str) -> Response {
+    render(status, &ErrorPage { title, message })
 }
 
 #[derive(Template)]

@@ -1,0 +1,124 @@
+//! Token introspection (RFC 7662). The caller authenticates as a client; an inactive, unknown or foreign
+//! token answers exactly `{"active": false}` (§2.2).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::client_auth;
+use super::params::FormParams;
+use crate::domain::grants::introspection::{active_access_token, active_refresh_token};
+use crate::domain::grants::issue::GrantContext;
+use crate::domain::tokens::AccessTokenClaims;
+use crate::error::Error;
+use crate::state::AppState;
+use crate::storage::grants::RefreshRecord;
+
+pub const PATH: &str = "/introspect";
+
+/// RFC 7662 §2.2. Every member but `active` is absent for an inactive token.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+}
+
+/// Describes a token (RFC 7662 §2).
+#[utoipa::path(post, path = "/introspect", tag = "oauth",
+    request_body(content_type = "application/x-www-form-urlencoded", description = "token, token_type_hint (RFC 7662 §2.1)"),
+    responses(
+        (status = 200, description = "The token's state (RFC 7662 §2.2)", body = Introspection),
+        (status = 401, description = "invalid_client", body = crate::error::ErrorBody),
+    ))]
+pub async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Introspection>, Error> {
+    let params = FormParams::from_body(&headers, &body)?;
+    client_auth::authenticate(&state.db, &headers, &params).await?;
+    let token = params.require("token")?;
+    let ring = state.keys.current();
+    let ctx = GrantContext { db: &state.db, config: &state.config, ring: &ring, now: state.clock.now() };
+
+    // RFC 7662 §2.1: the hint only decides which kind is searched first.
+    let kinds = if params.get("token_type_hint") == Some("refresh_token") {
+        [Kind::Refresh, Kind::Access]
+    } else {
+        [Kind::Access, Kind::Refresh]
+    };
+    for kind in kinds {
+        let found = match kind {
+            Kind::Access => active_access_token(&ctx, token).await?.map(from_access),
+            Kind::Refresh => {
+                active_refresh_token(&ctx, token).await?.map(|r| from_refresh(r, state.config.endpoint("")))
+            }
+        };
+        if let Some(introspection) = found {
+            return Ok(Json(introspection));
+        }
+    }
+    Ok(Json(Introspection::default()))
+}
+
+enum Kind {
+    Access,
+    Refresh,
+}
+
+fn from_access(claims: AccessTokenClaims) -> Introspection {
+    Introspection {
+        active: true,
+        scope: Some(claims.scope),
+        client_id: Some(claims.client_id),
+        sub: Some(claims.sub),
+        exp: Some(claims.exp),
+        iat: Some(claims.iat),
+        iss: Some(claims.iss),
+        aud: Some(claims.aud),
+        jti: Some(claims.jti),
+        token_type: Some("Bearer"),
+        sid: claims.sid,
+        auth_time: claims.auth_time,
+    }
+}
+
+fn from_refresh(record: RefreshRecord, issuer: String) -> Introspection {
+    let grant = record.grant;
+    Introspection {
+        active: true,
+        scope: Some(grant.scope.to_string()),
+        client_id: Some(grant.client_id),
+        sub: Some(grant.user_id),
+        exp: Some(record.expires_at),
+        iss: Some(issuer),
+        token_type: Some("refresh_token"),
+        sid: Some(grant.sid),
+        auth_time: Some(grant.auth_time),
+        ..Introspection::default()
+    }
+}

@@ -1,0 +1,119 @@
+//! The authorization endpoint's answers to the client (RFC 6749 §4.1.2, RFC 9207) and its refusals: what is
+//! refused at the client's redirect URI, and what is refused without redirecting anywhere.
+
+use crate::oauth::flow::{
+    AuthRequest, OTHER_REDIRECT_URI, authorization_error, authorize, complete, complete_to, native_app, register,
+    setup, signed_in_setup,
+};
+
+#[tokio::test]
+async fn authorization_response_carries_the_issuer_and_the_state_unchanged() {
+    let (app, client) = setup().await;
+    let request = AuthRequest::new(&client);
+    assert_eq!(request.state.len(), 128);
+    let params = authorize(&app, &request).await;
+    assert_eq!(params["iss"], app.base_url, "RFC 9207: iss is the issuer, byte for byte");
+    assert_eq!(params["state"], request.state);
+}
+
+#[tokio::test]
+async fn code_goes_to_the_redirect_uri_the_request_named() {
+    let (app, client) = setup().await;
+    let request = AuthRequest::new(&client).with("redirect_uri", OTHER_REDIRECT_URI);
+    let params = complete_to(&app, app.get(&request.path()).await, OTHER_REDIRECT_URI).await;
+    assert!(params.contains_key("code"), "{params:?}");
+}
+
+#[tokio::test]
+async fn authorization_request_may_be_posted_as_a_form() {
+    let (app, client) = setup().await;
+    let request = AuthRequest::new(&client);
+    let response = app.browser.post(app.url("/authorize")).form(&request.form()).send().await.unwrap();
+    let params = complete(&app, response).await;
+    assert!(params.contains_key("code"), "{params:?}");
+    assert_eq!(params["state"], request.state);
+}
+
+#[tokio::test]
+async fn unregistered_redirect_uri_gets_an_error_page_and_no_redirect() {
+    let (app, client) = signed_in_setup().await;
+    let cases = [
+        (Some("http://127.0.0.1:9/cb/"), "a trailing slash"),
+        (Some("http://127.0.0.1:9/callback"), "another path"),
+        (Some("http://127.0.0.1:9/CB"), "the path in another case"),
+        (Some("http://127.0.0.1:8/cb"), "another port"),
+        (Some("http://localhost:9/cb"), "another host, even a loopback one"),
+        (Some("http://127.0.0.1:9/cb?next=1"), "an added query"),
+        (Some("https://evil.example/cb"), "a foreign site"),
+        (None, "no redirect_uri at all"),
+    ];
+    for (redirect_uri, reason) in cases {
+        let request = match redirect_uri {
+            Some(uri) => AuthRequest::new(&client).with("redirect_uri", uri),
+            None => AuthRequest::new(&client).without("redirect_uri"),
+        };
+        let response = app.get(&request.path()).await;
+        assert_eq!(response.status(), 400, "{reason}");
+        assert!(response.headers().get("location").is_none(), "{reason}: redirected");
+        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(content_type.starts_with("text/html"), "{reason}: {content_type}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_client_gets_an_error_page_and_no_redirect() {
+    let (app, client) = signed_in_setup().await;
+    let request = AuthRequest::new(&client).with("client_id", "00000000-0000-4000-8000-000000000000");
+    let response = app.get(&request.path()).await;
+    assert_eq!(response.status(), 400);
+    assert!(response.headers().get("location").is_none());
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+}
+
+#[tokio::test]
+async fn implicit_response_types_are_refused_with_unsupported_response_type() {
+    let (app, client) = signed_in_setup().await;
+    for response_type in ["token", "id_token", "id_token token"] {
+        let request = AuthRequest::new(&client).with("response_type", response_type);
+        assert_eq!(authorization_error(&app, &request).await, "unsupported_response_type", "{response_type}");
+    }
+}
+
+#[tokio::test]
+async fn hybrid_response_types_are_refused_with_unsupported_response_type() {
+    let (app, client) = signed_in_setup().await;
+    for response_type in ["code id_token", "code token", "code id_token token"] {
+        let request = AuthRequest::new(&client).with("response_type", response_type);
+        assert_eq!(authorization_error(&app, &request).await, "unsupported_response_type", "{response_type}");
+    }
+}
+
+#[tokio::test]
+async fn missing_code_challenge_is_refused_with_invalid_request() {
+    let (app, client) = signed_in_setup().await;
+    let request = AuthRequest::new(&client).without("code_challenge").without("code_challenge_method");
+    assert_eq!(authorization_error(&app, &request).await, "invalid_request");
+}
+
+#[tokio::test]
+async fn missing_code_challenge_is_refused_for_public_clients_too() {
+    let (app, _) = signed_in_setup().await;
+    let client = register(&app, native_app()).await;
+    let request = AuthRequest::new(&client).without("code_challenge").without("code_challenge_method");
+    assert_eq!(authorization_error(&app, &request).await, "invalid_request");
+}
+
+#[tokio::test]
+async fn plain_pkce_method_is_refused_with_invalid_request() {
+    let (app, client) = signed_in_setup().await;
+    let request = AuthRequest::new(&client);
+    let request = request.clone().with("code_challenge", &request.verifier).with("code_challenge_method", "plain");
+    assert_eq!(authorization_error(&app, &request).await, "invalid_request");
+}
+
+#[tokio::test]
+async fn scope_the_client_may_not_ask_for_is_refused_with_invalid_scope() {
+    let (app, client) = signed_in_setup().await;
+    let request = AuthRequest::new(&client).with("scope", "openid admin");
+    assert_eq!(authorization_error(&app, &request).await, "invalid_scope");
+}

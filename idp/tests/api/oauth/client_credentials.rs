@@ -1,0 +1,25 @@
+//! The client_credentials grant (RFC 6749 §4.4): an access token for the client itself, nothing more.
+
+use crate::oauth::flow::{SERVICE_SCOPE, client_credentials, register, service, setup, tokens_from, verified_jwt};
+
+#[tokio::test]
+async fn client_credentials_issue_only_an_access_token() {
+    let (app, _) = setup().await;
+    let client = register(&app, service()).await;
+    let body = tokens_from(client_credentials(&app, &client).await).await;
+    assert!(body["access_token"].is_string(), "{body}");
+    assert!(body.get("refresh_token").is_none(), "{body}");
+    assert!(body.get("id_token").is_none(), "{body}");
+}
+
+#[tokio::test]
+async fn client_credentials_access_token_has_the_client_as_subject() {
+    let (app, _) = setup().await;
+    let client = register(&app, service()).await;
+    let body = tokens_from(client_credentials(&app, &client).await).await;
+    let (header, claims) = verified_jwt(&app, body["access_token"].as_str().unwrap(), &app.base_url).await;
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    assert_eq!(claims["sub"], client.id.as_str());
+    assert_eq!(claims["client_id"], client.id.as_str());
+    assert_eq!(claims["scope"], SERVICE_SCOPE);
+}

@@ -1,0 +1,53 @@
+//! RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0): `/end_session` ends the browser session and
+//! returns to a registered post-logout URI only.
+
+use crate::helpers::TestApp;
+use crate::oauth::flow::{
+    AuthRequest, POST_LOGOUT_REDIRECT_URI, TestClient, authorization_error, field, location, redirect_params, setup,
+    tokens,
+};
+
+/// `/end_session?id_token_hint=…&post_logout_redirect_uri=…&state=xyz`
+fn end_session_path(id_token: &str, post_logout_redirect_uri: &str) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("id_token_hint", id_token)
+        .append_pair("post_logout_redirect_uri", post_logout_redirect_uri)
+        .append_pair("state", "xyz")
+        .finish();
+    format!("/end_session?{query}")
+}
+
+/// Signs in through a code flow and returns the ID token issued.
+async fn signed_in_id_token(app: &TestApp, client: &TestClient) -> String {
+    field(&tokens(app, client).await, "id_token")
+}
+
+#[tokio::test]
+async fn end_session_returns_to_the_registered_uri_with_the_state() {
+    let (app, client) = setup().await;
+    let id_token = signed_in_id_token(&app, &client).await;
+    let response = app.get(&end_session_path(&id_token, POST_LOGOUT_REDIRECT_URI)).await;
+    let params = redirect_params(&app, &response, POST_LOGOUT_REDIRECT_URI);
+    assert_eq!(params.get("state").map(String::as_str), Some("xyz"));
+}
+
+#[tokio::test]
+async fn after_end_session_prompt_none_answers_login_required() {
+    let (app, client) = setup().await;
+    let id_token = signed_in_id_token(&app, &client).await;
+    app.get(&end_session_path(&id_token, POST_LOGOUT_REDIRECT_URI)).await;
+    let request = AuthRequest::new(&client).with("prompt", "none");
+    assert_eq!(authorization_error(&app, &request).await, "login_required");
+}
+
+#[tokio::test]
+async fn end_session_never_redirects_to_an_unregistered_uri() {
+    let (app, client) = setup().await;
+    let id_token = signed_in_id_token(&app, &client).await;
+    let unregistered = "http://127.0.0.1:9/elsewhere";
+    let response = app.get(&end_session_path(&id_token, unregistered)).await;
+    if response.headers().contains_key("location") {
+        let target = location(&app, &response);
+        assert!(!target.as_str().starts_with(unregistered), "redirected to {target}");
+    }
+}

@@ -1,0 +1,59 @@
+//! Introspection (RFC 7662) and revocation (RFC 7009).
+
+use crate::oauth::flow::{
+    EMAIL, assert_inactive, backchannel, field, introspect, json, refresh, revoke, setup, tokens, user_id,
+};
+
+#[tokio::test]
+async fn active_token_introspects_with_scope_client_subject_and_expiry() {
+    let (app, client) = setup().await;
+    let body = tokens(&app, &client).await;
+    let introspection = introspect(&app, &client, &field(&body, "access_token")).await;
+    assert_eq!(introspection["active"], true, "{introspection}");
+    assert_eq!(introspection["scope"], body["scope"]);
+    assert_eq!(introspection["client_id"], client.id.as_str());
+    assert_eq!(introspection["sub"], user_id(&app, EMAIL).await.as_str());
+    assert!(introspection["exp"].is_i64(), "{introspection}");
+}
+
+#[tokio::test]
+async fn introspection_is_active_before_and_inactive_after_revocation() {
+    let (app, client) = setup().await;
+    let access_token = field(&tokens(&app, &client).await, "access_token");
+    assert_eq!(introspect(&app, &client, &access_token).await["active"], true);
+    assert_eq!(revoke(&app, &client, &access_token).await.status(), 200);
+    assert_inactive(&introspect(&app, &client, &access_token).await);
+}
+
+#[tokio::test]
+async fn garbage_token_introspects_as_exactly_inactive() {
+    let (app, client) = setup().await;
+    for token in ["garbage", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."] {
+        assert_inactive(&introspect(&app, &client, token).await);
+    }
+}
+
+#[tokio::test]
+async fn introspection_without_client_authentication_is_401() {
+    let (app, client) = setup().await;
+    let access_token = field(&tokens(&app, &client).await, "access_token");
+    let response =
+        backchannel().post(app.url("/introspect")).form(&[("token", access_token.as_str())]).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+}
+
+#[tokio::test]
+async fn revoking_an_unknown_token_answers_200() {
+    let (app, client) = setup().await;
+    assert_eq!(revoke(&app, &client, "never-issued").await.status(), 200);
+}
+
+#[tokio::test]
+async fn revoking_a_refresh_token_revokes_its_access_tokens() {
+    let (app, client) = setup().await;
+    let body = tokens(&app, &client).await;
+    assert_eq!(revoke(&app, &client, &field(&body, "refresh_token")).await.status(), 200);
+    assert_inactive(&introspect(&app, &client, &field(&body, "access_token")).await);
+    let (status, error) = json(refresh(&app, &client, &field(&body, "refresh_token"), None).await).await;
+    assert_eq!((status, error["error"].as_str()), (400, Some("invalid_grant")));
+}

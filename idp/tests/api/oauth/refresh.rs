@@ -1,0 +1,78 @@
+//! The refresh_token grant (RFC 6749 §6): rotation, reuse detection that revokes the whole family
+//! (RFC 9700 §4.14.2), and scope narrowing.
+
+use crate::oauth::flow::{
+    AuthRequest, EMAIL, assert_inactive, field, id_token_claims, introspect, oauth_error, refresh, setup, tokens,
+    tokens_for, tokens_from, user_id,
+};
+
+#[tokio::test]
+async fn refresh_returns_a_new_access_token_and_a_new_refresh_token() {
+    let (app, client) = setup().await;
+    let first = tokens(&app, &client).await;
+    let second = tokens_from(refresh(&app, &client, &field(&first, "refresh_token"), None).await).await;
+    assert_ne!(field(&second, "access_token"), field(&first, "access_token"));
+    assert_ne!(field(&second, "refresh_token"), field(&first, "refresh_token"), "the refresh token rotates");
+}
+
+#[tokio::test]
+async fn reused_refresh_token_revokes_the_whole_family() {
+    let (app, client) = setup().await;
+    let first = tokens(&app, &client).await;
+    let second = tokens_from(refresh(&app, &client, &field(&first, "refresh_token"), None).await).await;
+
+    let replay = refresh(&app, &client, &field(&first, "refresh_token"), None).await;
+    assert_eq!(oauth_error(replay).await, (400, "invalid_grant".to_owned()));
+
+    let newest = refresh(&app, &client, &field(&second, "refresh_token"), None).await;
+    assert_eq!(oauth_error(newest).await, (400, "invalid_grant".to_owned()), "the newest refresh token is revoked");
+    for access_token in [field(&first, "access_token"), field(&second, "access_token")] {
+        assert_inactive(&introspect(&app, &client, &access_token).await);
+    }
+}
+
+#[tokio::test]
+async fn refresh_with_a_narrower_scope_grants_that_scope() {
+    let (app, client) = setup().await;
+    let first = tokens(&app, &client).await;
+    let narrower = refresh(&app, &client, &field(&first, "refresh_token"), Some("openid offline_access")).await;
+    let body = tokens_from(narrower).await;
+    let mut scope: Vec<&str> = body["scope"].as_str().unwrap().split(' ').collect();
+    scope.sort_unstable();
+    assert_eq!(scope, ["offline_access", "openid"]);
+}
+
+#[tokio::test]
+async fn refresh_with_a_wider_scope_is_refused_with_invalid_scope() {
+    let (app, client) = setup().await;
+    let request = AuthRequest::new(&client).with("scope", "openid email offline_access");
+    let first = tokens_for(&app, &client, &request).await;
+    let wider =
+        refresh(&app, &client, &field(&first, "refresh_token"), Some("openid email profile offline_access")).await;
+    assert_eq!(oauth_error(wider).await, (400, "invalid_scope".to_owned()));
+}
+
+#[tokio::test]
+async fn refreshed_id_token_keeps_the_subject() {
+    let (app, client) = setup().await;
+    let first = tokens(&app, &client).await;
+    let second = tokens_from(refresh(&app, &client, &field(&first, "refresh_token"), None).await).await;
+    let claims = id_token_claims(&app, &client, &field(&second, "id_token")).await;
+    assert_eq!(claims["sub"], user_id(&app, EMAIL).await.as_str());
+}
+
+/// Reference #46: two concurrent refreshes of one token: exactly one succeeds, and the family revocation
+/// the other one causes persists (the winner's new refresh token is dead too).
+#[tokio::test]
+async fn concurrent_refreshes_succeed_once_and_revoke_the_family() {
+    let (app, client) = setup().await;
+    let first = tokens(&app, &client).await;
+    let token = field(&first, "refresh_token");
+    let (a, b) = tokio::join!(refresh(&app, &client, &token, None), refresh(&app, &client, &token, None));
+    let statuses = [a.status().as_u16(), b.status().as_u16()];
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    let winner = if a.status() == 200 { a } else { b };
+    let rotated = tokens_from(winner).await;
+    let next = refresh(&app, &client, &field(&rotated, "refresh_token"), None).await;
+    assert_eq!(oauth_error(next).await, (400, "invalid_grant".to_owned()));
+}

@@ -1,0 +1,79 @@
+//! The UserInfo endpoint (OIDC Core §5.3) and its bearer-token errors (RFC 6750 §3).
+
+use crate::oauth::flow::{
+    EMAIL, backchannel, client_credentials, field, id_token_claims, json, register, revoke, service, setup, tokens,
+};
+
+fn challenge(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_else(|| panic!("a {} answer without WWW-Authenticate", response.status()))
+}
+
+#[tokio::test]
+async fn userinfo_get_with_a_bearer_header_returns_the_id_token_subject() {
+    let (app, client) = setup().await;
+    let body = tokens(&app, &client).await;
+    let id_token = id_token_claims(&app, &client, &field(&body, "id_token")).await;
+    let response =
+        backchannel().get(app.url("/userinfo")).bearer_auth(field(&body, "access_token")).send().await.unwrap();
+    let (status, userinfo) = json(response).await;
+    assert_eq!(status, 200, "{userinfo}");
+    assert_eq!(userinfo["sub"], id_token["sub"]);
+    assert_eq!(userinfo["email"], EMAIL, "the email scope was granted");
+}
+
+#[tokio::test]
+async fn userinfo_post_with_a_bearer_header_returns_the_subject() {
+    let (app, client) = setup().await;
+    let body = tokens(&app, &client).await;
+    let id_token = id_token_claims(&app, &client, &field(&body, "id_token")).await;
+    let response =
+        backchannel().post(app.url("/userinfo")).bearer_auth(field(&body, "access_token")).send().await.unwrap();
+    let (status, userinfo) = json(response).await;
+    assert_eq!(status, 200, "{userinfo}");
+    assert_eq!(userinfo["sub"], id_token["sub"]);
+}
+
+#[tokio::test]
+async fn userinfo_post_with_the_token_in_the_form_body_returns_the_subject() {
+    let (app, client) = setup().await;
+    let body = tokens(&app, &client).await;
+    let id_token = id_token_claims(&app, &client, &field(&body, "id_token")).await;
+    let access_token = field(&body, "access_token");
+    let response =
+        backchannel().post(app.url("/userinfo")).form(&[("access_token", access_token.as_str())]).send().await.unwrap();
+    let (status, userinfo) = json(response).await;
+    assert_eq!(status, 200, "{userinfo}");
+    assert_eq!(userinfo["sub"], id_token["sub"]);
+}
+
+#[tokio::test]
+async fn userinfo_without_a_token_answers_401_with_a_bearer_challenge() {
+    let (app, _) = setup().await;
+    let response = backchannel().get(app.url("/userinfo")).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(challenge(&response).starts_with("Bearer"), "{}", challenge(&response));
+}
+
+#[tokio::test]
+async fn userinfo_with_a_revoked_token_answers_401_invalid_token() {
+    let (app, client) = setup().await;
+    let access_token = field(&tokens(&app, &client).await, "access_token");
+    revoke(&app, &client, &access_token).await;
+    let response = backchannel().get(app.url("/userinfo")).bearer_auth(&access_token).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(challenge(&response).contains("invalid_token"), "{}", challenge(&response));
+}
+
+#[tokio::test]
+async fn userinfo_with_a_client_credentials_token_answers_403_insufficient_scope() {
+    let (app, _) = setup().await;
+    let client = register(&app, service()).await;
+    let access_token = field(&json(client_credentials(&app, &client).await).await.1, "access_token");
+    let response = backchannel().get(app.url("/userinfo")).bearer_auth(&access_token).send().await.unwrap();
+    assert_eq!(response.status(), 403);
+    assert!(challenge(&response).contains("insufficient_scope"), "{}", challenge(&response));
+}
