@@ -109,6 +109,9 @@ pub struct CreateClient {
     /// client_secret_basic (default) or client_secret_post.
     #[arg(long, value_name = "METHOD")]
     token_endpoint_auth_method: Option<String>,
+    /// Where logout tokens are sent when a session ends (OIDC Back-Channel Logout).
+    #[arg(long, value_name = "URI")]
+    backchannel_logout_uri: Option<String>,
 }
 
 /// Runs a command with a validated configuration.
@@ -222,6 +225,7 @@ fn describe_client(client: &Client) -> serde_json::Value {
         "post_logout_redirect_uris": client.post_logout_redirect_uris.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
         "grant_types": client.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
         "scope": client.scopes.to_string(),
+        "backchannel_logout_uri": client.backchannel_logout_uri.as_ref().map(|u| u.as_str()),
         "created_at": time_string(client.created_at.unix_timestamp()),
     })
 }
@@ -237,6 +241,7 @@ async fn client(command: ClientCommand, db: &Database) -> anyhow::Result<()> {
                 grant_types: args.grant_types,
                 scopes: args.scopes,
                 auth_method: args.token_endpoint_auth_method,
+                backchannel_logout_uri: args.backchannel_logout_uri,
             };
             let new = registration.validate(OffsetDateTime::now_utc()).map_err(anyhow::Error::msg)?;
             db.clients().insert(&new.client).await?;
@@ -251,7 +256,7 @@ async fn client(command: ClientCommand, db: &Database) -> anyhow::Result<()> {
             print(&serde_json::Value::from(clients.iter().map(describe_client).collect::<Vec<_>>()))
         }
         ClientCommand::Delete { id } => {
-            if !db.clients().delete(&id).await? {
+            if !db.clients().delete(&id, OffsetDateTime::now_utc().unix_timestamp()).await? {
                 bail!("no client with client_id {id}");
             }
             print(&json!({"deleted": id}))

@@ -32,6 +32,7 @@ pub mod defaults {
     pub const REFRESH_TOKEN_TTL_SECS: u64 = 30 * 24 * 60 * 60;
     /// …but never past this time after the original authorization (ASVS 10.4.8).
     pub const REFRESH_TOKEN_ABSOLUTE_TTL_SECS: u64 = 90 * 24 * 60 * 60;
+    pub const REDIS_KEY_PREFIX: &str = "idp:";
 }
 
 /// Where the process runs. `Production` refuses the development conveniences.
@@ -82,6 +83,10 @@ pub struct Config {
     /// The `aud` of access tokens when no API is named: the issuer itself (its userinfo endpoint). It is
     /// never a client id, so an ID token cannot pass for an access token.
     pub access_token_audience: String,
+    /// Peers whose `X-Forwarded-For` is believed (the load balancers); everyone else's is ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Prefix of every Redis key, so that several deployments can share one Redis.
+    pub redis_key_prefix: String,
 }
 
 impl Config {
@@ -197,6 +202,15 @@ impl Config {
             }
         })?;
 
+        let trusted_proxies = sources.parse(Key::TrustedProxies, "", parse_networks)?;
+        let redis_key_prefix = sources.parse(Key::RedisKeyPrefix, defaults::REDIS_KEY_PREFIX, |s| {
+            if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                Err("must be a non-empty prefix without spaces, e.g. idp:".into())
+            } else {
+                Ok(s.to_owned())
+            }
+        })?;
+
         Ok(Config {
             env: environment,
             bind,
@@ -213,6 +227,8 @@ impl Config {
             refresh_token_ttl,
             refresh_token_absolute_ttl,
             access_token_audience,
+            trusted_proxies,
+            redis_key_prefix,
         })
     }
 }
@@ -238,10 +254,12 @@ enum Key {
     RefreshTokenTtl,
     RefreshTokenAbsoluteTtl,
     AccessTokenAudience,
+    TrustedProxies,
+    RedisKeyPrefix,
 }
 
 impl Key {
-    const ALL: [Key; 16] = [
+    const ALL: [Key; 18] = [
         Key::Env,
         Key::Bind,
         Key::Issuer,
@@ -258,6 +276,8 @@ impl Key {
         Key::RefreshTokenTtl,
         Key::RefreshTokenAbsoluteTtl,
         Key::AccessTokenAudience,
+        Key::TrustedProxies,
+        Key::RedisKeyPrefix,
     ];
 
     fn toml_key(self) -> &'static str {
@@ -278,6 +298,8 @@ impl Key {
             Key::RefreshTokenTtl => "refresh_token_ttl",
             Key::RefreshTokenAbsoluteTtl => "refresh_token_absolute_ttl",
             Key::AccessTokenAudience => "access_token_audience",
+            Key::TrustedProxies => "trusted_proxies",
+            Key::RedisKeyPrefix => "redis_key_prefix",
         }
     }
 
@@ -444,6 +466,9 @@ fn parse_issuer(s: &str, production: bool) -> Result<Url, String> {
     if s.ends_with('/') {
         return Err(format!("remove the trailing slash ('{}')", s.trim_end_matches('/')));
     }
+    if url.path() != "/" {
+        return Err("an issuer with a path is not supported: serve the issuer at the root of its host".into());
+    }
     Ok(url)
 }
 
@@ -467,6 +492,19 @@ fn parse_redis_url(s: &str) -> Result<Url, String> {
         "redis" | "rediss" => Ok(url),
         other => Err(format!("scheme '{other}' is not redis:// or rediss://")),
     }
+}
+
+/// A comma-separated list of addresses or CIDR networks (`10.0.0.0/8, 192.0.2.7`).
+fn parse_networks(s: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse::<ipnet::IpNet>()
+                .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("'{p}' is not an IP address or CIDR network"))
+        })
+        .collect()
 }
 
 fn parse_algs(s: &str) -> Result<Vec<SigningAlgorithm>, String> {
@@ -529,6 +567,7 @@ mod tests {
             (&[("IDP_ISSUER", "https://example.com/")], "IDP_ISSUER", "trailing slash"),
             (&[("IDP_ISSUER", "https://example.com?a=b")], "IDP_ISSUER", "query"),
             (&[("IDP_ISSUER", "https://example.com#x")], "IDP_ISSUER", "fragment"),
+            (&[("IDP_ISSUER", "https://example.com/idp")], "IDP_ISSUER", "a path"),
             (&[("IDP_DATABASE_URL", "mysql://db")], "IDP_DATABASE_URL", "unsupported database"),
             (&[("IDP_DATABASE_URL", "sqlite://")], "IDP_DATABASE_URL", "sqlite without a path"),
             (&[("IDP_KEYS_DIR", " ")], "IDP_KEYS_DIR", "blank path"),
@@ -542,6 +581,9 @@ mod tests {
             (&[("IDP_BIDN", "127.0.0.1:1")], "IDP_BIDN", "unknown variable (typo)"),
             (&[("IDP_REFRESH_TOKEN_ABSOLUTE_TTL", "1d")], "IDP_REFRESH_TOKEN_ABSOLUTE_TTL", "shorter than sliding"),
             (&[("IDP_ACCESS_TOKEN_AUDIENCE", "a b")], "IDP_ACCESS_TOKEN_AUDIENCE", "space in audience"),
+            (&[("IDP_TRUSTED_PROXIES", "10.0.0.0/33")], "IDP_TRUSTED_PROXIES", "bad prefix length"),
+            (&[("IDP_TRUSTED_PROXIES", "proxy.local")], "IDP_TRUSTED_PROXIES", "a host name"),
+            (&[("IDP_REDIS_KEY_PREFIX", "a b")], "IDP_REDIS_KEY_PREFIX", "space in prefix"),
         ];
         for (vars, setting, reason) in cases {
             assert_eq!(&refused_setting(vars), setting, "case: {reason}");
@@ -577,6 +619,13 @@ mod tests {
         ])
         .unwrap();
         assert!(!config.generate_keys, "production never generates keys by default");
+    }
+
+    #[test]
+    fn trusted_proxies_accept_addresses_and_networks() {
+        let config = load(&[("IDP_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.7,::1")]).unwrap();
+        assert_eq!(config.trusted_proxies.len(), 3);
+        assert!(config.trusted_proxies[1].contains(&"192.0.2.7".parse::<std::net::IpAddr>().unwrap()));
     }
 
     #[test]

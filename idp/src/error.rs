@@ -65,6 +65,9 @@ pub enum Error {
     /// A protocol error with its RFC code and a description safe to show the client.
     #[error("{code}: {description}")]
     OAuth { code: ErrorCode, description: String },
+    /// No credentials at all on a bearer-protected resource: a bare challenge (RFC 6750 §3.1, no error code).
+    #[error("authentication required")]
+    Unauthenticated,
     #[error("not found")]
     NotFound,
     /// A unique value is already taken (the field is named).
@@ -110,6 +113,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::OAuth { code, .. } => code.as_str(),
+            Error::Unauthenticated => "unauthenticated",
             Error::NotFound => "not_found",
             Error::Conflict(_) => "conflict",
             Error::Unavailable(_) => "temporarily_unavailable",
@@ -122,6 +126,7 @@ impl Error {
             Error::OAuth { code: ErrorCode::InvalidClient | ErrorCode::InvalidToken, .. } => StatusCode::UNAUTHORIZED,
             Error::OAuth { code: ErrorCode::InsufficientScope, .. } => StatusCode::FORBIDDEN,
             Error::OAuth { .. } => StatusCode::BAD_REQUEST,
+            Error::Unauthenticated => StatusCode::UNAUTHORIZED,
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -165,6 +170,13 @@ impl From<KeyStoreError> for Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         self.log();
+        if matches!(self, Error::Unauthenticated) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"idp\""))],
+            )
+                .into_response();
+        }
         let description = match &self {
             Error::OAuth { description, .. } if !description.is_empty() => Some(description.clone()),
             Error::Conflict(_) => Some(self.to_string()),

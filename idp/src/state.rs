@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tower_sessions::MemoryStore;
+use session_store::Store;
+use tokio::sync::Notify;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
@@ -14,15 +15,21 @@ use crate::storage::{Database, StorageError};
 /// How often a node re-reads the key list, so that a rotation made elsewhere signs within this time.
 pub const KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(2);
 
+/// How often expired sessions, codes, tokens and grants are swept away.
+pub const SESSION_CLEANUP_INTERVAL: Duration = Duration::from_secs(300);
+
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub config: Arc<Config>,
     pub db: Database,
     pub keys: Arc<LiveKeyRing>,
     pub clock: Arc<dyn Clock>,
-    /// Browser sessions. In memory for now: the session-store crate replaces it with the embedded and Redis
-    /// backends that survive restarts and are shared between nodes.
-    pub sessions: MemoryStore,
+    /// Browser sessions: in Redis when `IDP_REDIS_URL` is set (shared by every node), else in the database.
+    pub sessions: Store,
+    /// Outbound HTTP (back-channel logout deliveries).
+    pub http: reqwest::Client,
+    /// Wakes the back-channel logout worker when deliveries were queued.
+    pub backchannel_wake: Arc<Notify>,
     /// The discovery document, serialised once.
     pub discovery_json: Arc<str>,
 }
@@ -33,6 +40,10 @@ pub enum StartupError {
     Database { url: String, source: StorageError },
     #[error("signing keys in {dir}: {source}")]
     Keys { dir: String, source: KeyStoreError },
+    #[error("session store: {0}")]
+    Sessions(#[from] session_store::Error),
+    #[error("HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
 }
 
 impl AppState {
@@ -61,15 +72,67 @@ impl AppState {
         let keys =
             LiveKeyRing::load(store, config.key_retention(), &config.signing_algs, clock.now()).map_err(keys_error)?;
 
+        let sessions = match &config.redis_url {
+            Some(url) => Store::redis(url.as_str(), &config.redis_key_prefix).await?,
+            None => Store::embedded(db.pool().clone()).await?,
+        };
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("idp/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+
         let discovery_json = discovery::document(&config).into();
         Ok(AppState {
             config: Arc::new(config),
             db,
             keys: Arc::new(keys),
             clock,
-            sessions: MemoryStore::default(),
+            sessions,
+            http,
+            backchannel_wake: Arc::new(Notify::new()),
             discovery_json,
         })
+    }
+
+    /// What the grant rules need for one request, with the key ring in force (`state.keys.current()`).
+    pub fn grant_context<'a>(
+        &'a self,
+        ring: &'a crate::domain::keys::KeyRing,
+    ) -> crate::domain::grants::issue::GrantContext<'a> {
+        crate::domain::grants::issue::GrantContext { db: &self.db, config: &self.config, ring, now: self.clock.now() }
+    }
+
+    /// Starts the background work of a node: key reloads, back-channel logout deliveries and the removal of
+    /// expired sessions. The tasks run until aborted.
+    pub fn spawn_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let worker = crate::domain::backchannel::Worker {
+            db: self.db.clone(),
+            config: self.config.clone(),
+            keys: self.keys.clone(),
+            http: self.http.clone(),
+            wake: self.backchannel_wake.clone(),
+        };
+        let (sessions, db, clock) = (self.sessions.clone(), self.db.clone(), self.clock.clone());
+        // Rows are kept a day past expiry or revocation: long enough to recognise a replayed code.
+        let keep = 24 * 60 * 60;
+        let cleanup = tokio::spawn(async move {
+            let mut interval = tokio::time::interval(SESSION_CLEANUP_INTERVAL);
+            loop {
+                interval.tick().await;
+                match sessions.delete_expired().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(removed = n, "expired sessions removed"),
+                    Err(e) => tracing::warn!(error = %e, "cannot remove expired sessions"),
+                }
+                match db.grants().purge_expired(clock.now().unix_timestamp(), keep).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(removed = n, "expired grants and tokens removed"),
+                    Err(e) => tracing::warn!(error = %e, "cannot purge expired grants"),
+                }
+            }
+        });
+        vec![self.spawn_key_refresh(), tokio::spawn(worker.run()), cleanup]
     }
 
     /// Re-reads the key list every [`KEY_REFRESH_INTERVAL`] until the returned task is aborted.

@@ -1,6 +1,8 @@
 //! The domain: clients, users, scopes, secrets and signing keys. No axum and no sqlx here: these types
 //! are valid by construction ("parse, don't validate") and the rules take the current time as a value.
 
+pub mod account;
+pub mod backchannel;
 pub mod clients;
 pub mod email;
 pub mod grants;
@@ -9,6 +11,7 @@ pub mod password;
 pub mod random;
 pub mod scope;
 pub mod secret;
+pub mod sessions;
 pub mod tokens;
 pub mod users;
 

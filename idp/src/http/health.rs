@@ -30,9 +30,10 @@ pub async fn healthz() -> Json<Health> {
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses(
         (status = 200, description = "Ready", body = Health),
-        (status = 503, description = "The database does not answer", body = crate::error::ErrorBody),
+        (status = 503, description = "The database or the session store does not answer", body = crate::error::ErrorBody),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, Error> {
     state.db.ping().await?;
+    state.sessions.ping().await.map_err(|e| Error::Unavailable(anyhow::Error::new(e).context("session store")))?;
     Ok(Json(Health { status: "ready" }))
 }

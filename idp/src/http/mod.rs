@@ -15,6 +15,8 @@ use tracing::Level;
 
 use crate::state::AppState;
 
+pub mod api;
+pub mod extract;
 pub mod health;
 pub mod oauth;
 pub mod openapi;
@@ -36,7 +38,11 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(oauth::router())
-        .merge(pages::with_page_headers(pages::router().merge(oauth::browser_router())).layer(sessions))
+        .merge(
+            pages::with_page_headers(pages::router().merge(oauth::browser_router()).merge(api::router()))
+                .layer(axum::middleware::from_fn_with_state(state.clone(), session::keep_last_seen))
+                .layer(sessions),
+        )
         .merge(pages::assets())
         .merge(openapi::router())
         .layer(
@@ -67,12 +73,14 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let refresh = state.spawn_key_refresh();
+    let background = state.spawn_background();
     let result =
         axum::serve(listener, app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await;
-    refresh.abort();
+    for task in background {
+        task.abort();
+    }
     state.db.close().await;
     result
 }

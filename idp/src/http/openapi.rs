@@ -19,12 +19,24 @@ use crate::state::AppState;
         super::oauth::revoke::revoke,
         super::oauth::userinfo::get,
         super::oauth::userinfo::post,
+        super::api::account::list_sessions,
+        super::api::account::end_session,
+        super::api::account::end_other_sessions,
+        super::api::account::list_apps,
+        super::api::account::revoke_app,
+        super::api::admin::list_sessions,
+        super::api::admin::end_session,
+        super::api::admin::end_all_sessions,
+        super::api::admin::list_apps,
+        super::api::admin::revoke_app,
     ),
     modifiers(&BearerAuth),
     tags(
         (name = "health", description = "Probes for orchestrators and load balancers"),
         (name = "oidc", description = "OpenID Connect discovery, keys and user info"),
         (name = "oauth", description = "OAuth 2.0 token, introspection and revocation endpoints"),
+        (name = "account", description = "The caller's sessions and apps (session cookie, or a token with scope account)"),
+        (name = "admin", description = "Any user's sessions and apps (client-credentials token with scope admin)"),
     )
 )]
 pub struct ApiDoc;
@@ -39,6 +51,12 @@ impl utoipa::Modify for BearerAuth {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Cookie(
+                utoipa::openapi::security::ApiKeyValue::new("idp_session"),
+            )),
         );
     }
 }

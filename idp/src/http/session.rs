@@ -1,12 +1,11 @@
 //! The signed-in browser: what the session cookie points to.
 
-use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use tower_sessions::Session;
 
 use crate::config::Config;
-use crate::domain::tokens;
-use crate::domain::users::UserId;
+use crate::domain::sessions::LoginRecord;
+
+pub use crate::domain::sessions::LoginRecord as Login;
 
 const LOGIN_KEY: &str = "login";
 
@@ -16,37 +15,36 @@ pub fn cookie_name(config: &Config) -> &'static str {
     if config.is_https() { "__Host-idp_session" } else { "idp_session" }
 }
 
-/// Who is signed in, when they authenticated (OIDC Core `auth_time`), and the session id every token
-/// issued in this browser session carries (`sid`, OIDC Front-/Back-Channel Logout).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Login {
-    pub user_id: String,
-    /// Unix seconds.
-    pub auth_time: i64,
-    pub sid: String,
-}
-
-impl Login {
-    pub fn user_id(&self) -> Option<UserId> {
-        UserId::parse(&self.user_id)
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 #[error("session store: {0}")]
 pub struct SessionError(#[from] tower_sessions::session::Error);
 
-/// The current login, if any.
-pub async fn current(session: &Session) -> Result<Option<Login>, SessionError> {
-    Ok(session.get::<Login>(LOGIN_KEY).await?)
+/// The current login, if any. A record written by an older version that no longer decodes counts as
+/// signed out rather than as an error.
+pub async fn current(session: &Session) -> Result<Option<LoginRecord>, SessionError> {
+    match session.get::<LoginRecord>(LOGIN_KEY).await {
+        Ok(login) => Ok(login),
+        Err(tower_sessions::session::Error::SerdeJson(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Records a login. The session id is replaced first, so that an id planted before login is worthless
-/// afterwards (session fixation, ASVS 7.2.4).
-pub async fn sign_in(session: &Session, user: UserId, now: OffsetDateTime) -> Result<(), SessionError> {
+/// afterwards (session fixation, ASVS 7.2.4). The user id is also stored where the session store's per-user
+/// index looks for it.
+pub async fn sign_in(session: &Session, login: &LoginRecord) -> Result<(), SessionError> {
     session.cycle_id().await?;
-    let login = Login { user_id: user.to_string(), auth_time: now.unix_timestamp(), sid: tokens::new_id() };
+    session.insert(session_store::USER_KEY, &login.user_id).await?;
     session.insert(LOGIN_KEY, login).await?;
+    Ok(())
+}
+
+/// Updates `last_seen` when it is at least a minute old.
+pub async fn touch(session: &Session, mut login: LoginRecord, now: i64) -> Result<(), SessionError> {
+    if login.needs_touch(now) {
+        login.last_seen = now;
+        session.insert(LOGIN_KEY, login).await?;
+    }
     Ok(())
 }
 
@@ -54,4 +52,19 @@ pub async fn sign_in(session: &Session, user: UserId, now: OffsetDateTime) -> Re
 pub async fn sign_out(session: &Session) -> Result<(), SessionError> {
     session.flush().await?;
     Ok(())
+}
+
+/// Middleware: records the signed-in person's activity (`last_seen`, at most once a minute).
+pub async fn keep_last_seen(
+    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
+    session: Session,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if let Ok(Some(login)) = current(&session).await
+        && let Err(e) = touch(&session, login, state.clock.now().unix_timestamp()).await
+    {
+        tracing::warn!(error = %e, "cannot record session activity");
+    }
+    next.run(request).await
 }

@@ -12,13 +12,13 @@ pub struct Clients<'a> {
     pool: &'a AnyPool,
 }
 
-type ClientRow = (String, String, Option<String>, String, String, String, String, String, i64);
+type ClientRow = (String, String, Option<String>, String, String, String, String, String, i64, Option<String>);
 
 /// The selected columns, in the order of the row tuple.
 macro_rules! client_columns {
     () => {
         "client_id, name, secret_hash, token_endpoint_auth_method, redirect_uris, \
-                       post_logout_redirect_uris, grant_types, scopes, created_at"
+                       post_logout_redirect_uris, grant_types, scopes, created_at, backchannel_logout_uri"
     };
 }
 
@@ -33,7 +33,8 @@ fn uris_from_json(id: &str, json: &str) -> Result<Vec<RedirectUri>, StorageError
 }
 
 fn from_row(row: ClientRow) -> Result<Client, StorageError> {
-    let (id, name, secret_hash, auth_method, redirect_uris, post_logout, grant_types, scopes, created_at) = row;
+    let (id, name, secret_hash, auth_method, redirect_uris, post_logout, grant_types, scopes, created_at, backchannel) =
+        row;
     let corrupt = |what: &str, e: String| StorageError::Corrupt(format!("{what} of client {id}: {e}"));
     Ok(Client {
         name,
@@ -49,6 +50,7 @@ fn from_row(row: ClientRow) -> Result<Client, StorageError> {
             .map_err(|e| corrupt("grant types", e))?,
         scopes: Scopes::parse(&scopes).map_err(|e| corrupt("scopes", e.to_string()))?,
         created_at: to_time(created_at)?,
+        backchannel_logout_uri: backchannel.map(RedirectUri::from_stored),
         id: ClientId::from_stored(id),
     })
 }
@@ -63,7 +65,7 @@ impl<'a> Clients<'a> {
         sqlx::query(concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         ))
         .bind(client.id.as_str())
         .bind(&client.name)
@@ -74,6 +76,7 @@ impl<'a> Clients<'a> {
         .bind(grant_types)
         .bind(client.scopes.to_string())
         .bind(client.created_at.unix_timestamp())
+        .bind(client.backchannel_logout_uri.as_ref().map(RedirectUri::as_str))
         .execute(self.pool)
         .await
         .map_err(conflict_on_unique("client_id"))?;
@@ -98,9 +101,18 @@ impl<'a> Clients<'a> {
         rows.into_iter().map(from_row).collect()
     }
 
-    /// Deletes a client; returns whether it existed.
-    pub async fn delete(&self, client_id: &str) -> Result<bool, StorageError> {
-        let done = sqlx::query("DELETE FROM clients WHERE client_id = $1").bind(client_id).execute(self.pool).await?;
+    /// Deletes a client, revoking every grant it holds and forgetting its consents in the same transaction;
+    /// returns whether it existed.
+    pub async fn delete(&self, client_id: &str, now: i64) -> Result<bool, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("DELETE FROM clients WHERE client_id = $1").bind(client_id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE grants SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM consents WHERE client_id = $1").bind(client_id).execute(&mut *tx).await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 }

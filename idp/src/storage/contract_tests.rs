@@ -69,6 +69,8 @@ contract!(
     revoking_a_grant_deactivates_its_access_tokens,
     a_single_access_token_can_be_revoked,
     consent_is_replaced_on_save,
+    purge_removes_only_what_can_no_longer_matter,
+    ending_a_session_revokes_its_grants_and_queues_logouts_once,
 );
 
 fn now() -> OffsetDateTime {
@@ -124,6 +126,7 @@ fn registration(name: &str) -> ClientRegistration {
         post_logout_redirect_uris: vec!["https://app.example.com/bye".into()],
         grant_types: vec!["authorization_code".into(), "refresh_token".into(), "client_credentials".into()],
         scopes: vec!["openid email media:read".into()],
+        backchannel_logout_uri: Some("https://app.example.com/backchannel".into()),
         ..Default::default()
     }
 }
@@ -138,6 +141,7 @@ async fn client_round_trips_every_field(db: Database) {
     assert_eq!(stored.post_logout_redirect_uris, new.client.post_logout_redirect_uris);
     assert_eq!(stored.grant_types, new.client.grant_types);
     assert_eq!(stored.scopes, new.client.scopes);
+    assert_eq!(stored.backchannel_logout_uri, new.client.backchannel_logout_uri);
     assert_eq!(stored.created_at, now());
     assert!(stored.verify_secret(new.secret.unwrap().expose()), "the stored hash verifies the secret shown once");
 }
@@ -155,8 +159,8 @@ async fn clients_are_listed_oldest_first(db: Database) {
 async fn deleting_a_client_reports_whether_it_existed(db: Database) {
     let new = registration("short-lived").validate(now()).unwrap();
     db.clients().insert(&new.client).await.unwrap();
-    assert!(db.clients().delete(new.client.id.as_str()).await.unwrap());
-    assert!(!db.clients().delete(new.client.id.as_str()).await.unwrap());
+    assert!(db.clients().delete(new.client.id.as_str(), 5).await.unwrap());
+    assert!(!db.clients().delete(new.client.id.as_str(), 6).await.unwrap());
     assert!(db.clients().find(new.client.id.as_str()).await.unwrap().is_none());
 }
 
@@ -190,13 +194,16 @@ fn grant(id: &str) -> Grant {
 
 async fn a_code_is_redeemed_once(db: Database) {
     db.grants().insert_code("hash", &code_record(), 1).await.unwrap();
+    let (stored, redeemed) = db.grants().find_code("hash").await.unwrap().unwrap();
+    assert_eq!((stored.pkce.as_deref(), redeemed), (Some("S256:challenge"), false));
     let mut tx = db.grants().begin().await.unwrap();
-    let first = tx.redeem_code("hash", "g1", 2).await.unwrap();
+    assert!(tx.redeem_code("hash", "g1", 2).await.unwrap());
     tx.commit().await.unwrap();
-    assert_eq!(first.unwrap().pkce.as_deref(), Some("S256:challenge"));
     let mut tx = db.grants().begin().await.unwrap();
-    assert!(tx.redeem_code("hash", "g2", 3).await.unwrap().is_none(), "a second redemption finds nothing");
-    drop(tx);
+    assert!(!tx.redeem_code("hash", "g2", 3).await.unwrap(), "a second redemption changes nothing");
+    tx.rollback().await.unwrap();
+    assert!(db.grants().find_code("hash").await.unwrap().unwrap().1, "the code is marked redeemed");
+    assert!(!db.grants().burn_code("hash", 4).await.unwrap(), "a spent code cannot be burnt again");
     assert_eq!(db.grants().grant_of_redeemed_code("hash").await.unwrap().as_deref(), Some("g1"));
     assert!(db.grants().grant_of_redeemed_code("unknown").await.unwrap().is_none());
 }
@@ -204,7 +211,7 @@ async fn a_code_is_redeemed_once(db: Database) {
 async fn a_failed_redemption_leaves_the_first_grant_revocable(db: Database) {
     db.grants().insert_code("hash", &code_record(), 1).await.unwrap();
     let mut tx = db.grants().begin().await.unwrap();
-    tx.redeem_code("hash", "g1", 2).await.unwrap().unwrap();
+    assert!(tx.redeem_code("hash", "g1", 2).await.unwrap());
     tx.insert_grant(&grant("g1")).await.unwrap();
     tx.insert_access_token("jti-1", "g1", 100).await.unwrap();
     tx.commit().await.unwrap();
@@ -251,4 +258,58 @@ async fn consent_is_replaced_on_save(db: Database) {
     db.grants().save_consent("u", "c", &Scopes::parse("openid").unwrap(), 1).await.unwrap();
     db.grants().save_consent("u", "c", &Scopes::parse("openid email").unwrap(), 2).await.unwrap();
     assert_eq!(db.grants().consent("u", "c").await.unwrap().unwrap().to_string(), "email openid");
+}
+
+async fn purge_removes_only_what_can_no_longer_matter(db: Database) {
+    let mut tx = db.grants().begin().await.unwrap();
+    tx.insert_grant(&Grant { expires_at: 100, ..grant("old") }).await.unwrap();
+    tx.insert_refresh_token("old-rt", "old", 1, 100).await.unwrap();
+    tx.insert_grant(&grant("live")).await.unwrap();
+    tx.insert_refresh_token("live-rt", "live", 1, i64::MAX).await.unwrap();
+    tx.insert_access_token("live-at", "live", 10_000).await.unwrap();
+    tx.commit().await.unwrap();
+    db.grants().insert_code("old-code", &CodeRecord { expires_at: 100, ..code_record() }, 1).await.unwrap();
+
+    let removed = db.grants().purge_expired(5_000, 1_000).await.unwrap();
+    assert_eq!(removed, 3, "the old code, the old grant and its refresh token");
+    assert!(db.grants().find_refresh_token("old-rt").await.unwrap().is_none());
+    assert!(db.grants().find_refresh_token("live-rt").await.unwrap().is_some());
+    assert_eq!(db.grants().user_access_token_active("live-at").await.unwrap(), Some(true));
+    assert!(db.grants().find_code("old-code").await.unwrap().is_none());
+}
+
+async fn ending_a_session_revokes_its_grants_and_queues_logouts_once(db: Database) {
+    let new = registration("Relying party").validate(now()).unwrap();
+    db.clients().insert(&new.client).await.unwrap();
+    let user = UserId::new().to_string();
+    let in_session = Grant { client_id: new.client.id.as_str().into(), user_id: user.clone(), ..grant("g1") };
+    let elsewhere = Grant { sid: "other".into(), ..in_session.clone() };
+    let mut tx = db.grants().begin().await.unwrap();
+    tx.insert_grant(&in_session).await.unwrap();
+    tx.insert_grant(&Grant { id: "g2".into(), ..elsewhere }).await.unwrap();
+    tx.insert_access_token("at1", "g1", i64::MAX).await.unwrap();
+    tx.insert_access_token("at2", "g2", i64::MAX).await.unwrap();
+    tx.commit().await.unwrap();
+
+    for _ in 0..2 {
+        let mut tx = db.grants().begin().await.unwrap();
+        tx.end_session(&user, "sid", 10).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    assert_eq!(db.grants().user_access_token_active("at1").await.unwrap(), Some(false));
+    assert_eq!(db.grants().user_access_token_active("at2").await.unwrap(), Some(true), "another session is untouched");
+    assert_eq!(db.backchannel().pending().await.unwrap(), 1, "one delivery per session and client");
+    let due = db.backchannel().claim_due(10, 30, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(
+        (due[0].uri.as_str(), due[0].sid.as_str(), due[0].sub.as_str()),
+        ("https://app.example.com/backchannel", "sid", user.as_str())
+    );
+    assert!(db.backchannel().claim_due(10, 30, 10).await.unwrap().is_empty(), "claimed deliveries are leased");
+    db.backchannel().retry_later(&due[0].id, "HTTP 503", 12).await.unwrap();
+    assert!(db.backchannel().claim_due(11, 30, 10).await.unwrap().is_empty(), "not due before the retry time");
+    let again = db.backchannel().claim_due(12, 30, 10).await.unwrap();
+    assert_eq!(again[0].attempts, 1);
+    db.backchannel().mark_delivered(&again[0].id, 13).await.unwrap();
+    assert_eq!(db.backchannel().pending().await.unwrap(), 0);
 }

@@ -25,6 +25,15 @@ pub struct CodeRecord {
     pub expires_at: i64,
 }
 
+/// A client's access to a user's account: its consent (if any) and its live grants.
+#[derive(Debug, Clone)]
+pub struct AppAccess {
+    pub client_id: String,
+    pub scope: Option<Scopes>,
+    pub granted_at: Option<i64>,
+    pub live_grants: i64,
+}
+
 /// A refresh token as stored, with its grant.
 #[derive(Debug, Clone)]
 pub struct RefreshRecord {
@@ -33,12 +42,24 @@ pub struct RefreshRecord {
     pub grant: Grant,
 }
 
-type CodeRow = (String, String, String, String, Option<String>, Option<String>, i64, String, i64);
-
 macro_rules! grant_columns {
     () => {
         "g.id, g.client_id, g.user_id, g.scope, g.sid, g.auth_time, g.created_at, g.expires_at, g.revoked_at"
     };
+}
+
+#[derive(sqlx::FromRow)]
+struct CodeRow {
+    client_id: String,
+    user_id: String,
+    redirect_uri: String,
+    scope: String,
+    pkce: Option<String>,
+    nonce: Option<String>,
+    auth_time: i64,
+    sid: String,
+    expires_at: i64,
+    redeemed_at: Option<i64>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -116,6 +137,44 @@ impl<'a> Grants<'a> {
         Ok(())
     }
 
+    /// A code as stored, whether or not it was redeemed.
+    pub async fn find_code(&self, code_hash: &str) -> Result<Option<(CodeRecord, bool)>, StorageError> {
+        let row: Option<CodeRow> = sqlx::query_as(
+            "SELECT client_id, user_id, redirect_uri, scope, pkce, nonce, auth_time, sid, expires_at, redeemed_at \
+             FROM authorization_codes WHERE code_hash = $1",
+        )
+        .bind(code_hash)
+        .fetch_optional(self.pool)
+        .await?;
+        Ok(row.map(|row| {
+            let redeemed = row.redeemed_at.is_some();
+            let code = CodeRecord {
+                client_id: row.client_id,
+                user_id: row.user_id,
+                redirect_uri: row.redirect_uri,
+                scope: row.scope,
+                pkce: row.pkce,
+                nonce: row.nonce,
+                auth_time: row.auth_time,
+                sid: row.sid,
+                expires_at: row.expires_at,
+            };
+            (code, redeemed)
+        }))
+    }
+
+    /// Marks a code used without making anything from it (a failed redemption spends the code too).
+    /// Returns whether it was still unused.
+    pub async fn burn_code(&self, code_hash: &str, now: i64) -> Result<bool, StorageError> {
+        let done =
+            sqlx::query("UPDATE authorization_codes SET redeemed_at = $1 WHERE code_hash = $2 AND redeemed_at IS NULL")
+                .bind(now)
+                .bind(code_hash)
+                .execute(self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// The grant made from a code that was already redeemed, if any.
     pub async fn grant_of_redeemed_code(&self, code_hash: &str) -> Result<Option<String>, StorageError> {
         let row: Option<(Option<String>,)> =
@@ -186,6 +245,57 @@ impl<'a> Grants<'a> {
         Ok(())
     }
 
+    /// The clients that hold a user's consent or a live grant, with the scopes and the number of live grants.
+    pub async fn apps_of_user(&self, user_id: &str, now: i64) -> Result<Vec<AppAccess>, StorageError> {
+        let rows: Vec<(String, Option<String>, Option<i64>, i64)> = sqlx::query_as(
+            "SELECT c.client_id, c.scope, c.granted_at, \
+             (SELECT COUNT(*) FROM grants g WHERE g.user_id = $1 AND g.client_id = c.client_id \
+              AND g.revoked_at IS NULL AND g.expires_at > $2) \
+             FROM (SELECT client_id, scope, granted_at FROM consents WHERE user_id = $1 \
+                   UNION SELECT DISTINCT client_id, NULL, NULL FROM grants \
+                   WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+                   AND client_id NOT IN (SELECT client_id FROM consents WHERE user_id = $1)) c \
+             ORDER BY c.client_id",
+        )
+        .bind(user_id)
+        .bind(now)
+        .fetch_all(self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(client_id, scope, granted_at, live_grants)| {
+                let scope = scope
+                    .map(|s| Scopes::parse(&s).map_err(|e| StorageError::Corrupt(format!("consent scope: {e}"))))
+                    .transpose()?;
+                Ok(AppAccess { client_id, scope, granted_at, live_grants })
+            })
+            .collect()
+    }
+
+    /// Deletes what can no longer matter: codes long past their lifetime (kept a while to detect reuse),
+    /// access tokens and deny-list entries past their expiry, and grants (with their tokens) expired or
+    /// revoked longer ago than `keep` seconds. Returns how many rows went.
+    pub async fn purge_expired(&self, now: i64, keep: i64) -> Result<u64, StorageError> {
+        let before = now - keep;
+        let mut removed = 0;
+        for (sql, bound) in [
+            ("DELETE FROM authorization_codes WHERE expires_at < $1", before),
+            ("DELETE FROM access_tokens WHERE expires_at < $1", now),
+            ("DELETE FROM revoked_access_tokens WHERE expires_at < $1", now),
+            (
+                "DELETE FROM refresh_tokens WHERE grant_id IN (SELECT id FROM grants WHERE expires_at < $1 OR revoked_at < $1)",
+                before,
+            ),
+            (
+                "DELETE FROM access_tokens WHERE grant_id IN (SELECT id FROM grants WHERE expires_at < $1 OR revoked_at < $1)",
+                before,
+            ),
+            ("DELETE FROM grants WHERE expires_at < $1 OR revoked_at < $1", before),
+        ] {
+            removed += sqlx::query(sql).bind(bound).execute(self.pool).await?.rows_affected();
+        }
+        Ok(removed)
+    }
+
     /// The scopes a user has already granted a client.
     pub async fn consent(&self, user_id: &str, client_id: &str) -> Result<Option<Scopes>, StorageError> {
         let row: Option<(String,)> = sqlx::query_as("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
@@ -225,33 +335,17 @@ pub struct GrantTx {
 }
 
 impl GrantTx {
-    /// Marks a code redeemed by `grant_id`, if it was not already; returns it then.
-    pub async fn redeem_code(
-        &mut self,
-        code_hash: &str,
-        grant_id: &str,
-        now: i64,
-    ) -> Result<Option<CodeRecord>, StorageError> {
-        let row: Option<CodeRow> = sqlx::query_as(
-            "UPDATE authorization_codes SET redeemed_at = $1, grant_id = $2 WHERE code_hash = $3 AND redeemed_at IS NULL \
-             RETURNING client_id, user_id, redirect_uri, scope, pkce, nonce, auth_time, sid, expires_at",
+    /// Marks a code redeemed by `grant_id`, if it was not already; false when another redemption won.
+    pub async fn redeem_code(&mut self, code_hash: &str, grant_id: &str, now: i64) -> Result<bool, StorageError> {
+        let done = sqlx::query(
+            "UPDATE authorization_codes SET redeemed_at = $1, grant_id = $2 WHERE code_hash = $3 AND redeemed_at IS NULL",
         )
         .bind(now)
         .bind(grant_id)
         .bind(code_hash)
-        .fetch_optional(&mut *self.tx)
+        .execute(&mut *self.tx)
         .await?;
-        Ok(row.map(|(client_id, user_id, redirect_uri, scope, pkce, nonce, auth_time, sid, expires_at)| CodeRecord {
-            client_id,
-            user_id,
-            redirect_uri,
-            scope,
-            pkce,
-            nonce,
-            auth_time,
-            sid,
-            expires_at,
-        }))
+        Ok(done.rows_affected() == 1)
     }
 
     /// Marks a refresh token used; false when it was already rotated (a concurrent or replayed use).
@@ -317,8 +411,62 @@ impl GrantTx {
         Ok(())
     }
 
+    /// Revokes every live grant of browser session `sid` and, in the same transaction, queues a back-channel
+    /// logout for each client that took part in the session and registered a `backchannel_logout_uri`.
+    /// Returns how many grants were revoked.
+    pub async fn end_session(&mut self, user_id: &str, sid: &str, now: i64) -> Result<u64, StorageError> {
+        let revoked =
+            sqlx::query("UPDATE grants SET revoked_at = $1 WHERE sid = $2 AND user_id = $3 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(sid)
+                .bind(user_id)
+                .execute(&mut *self.tx)
+                .await?
+                .rows_affected();
+        // One delivery per (session, client): the id is their concatenation, so a second end is a no-op.
+        sqlx::query(
+            "INSERT INTO backchannel_deliveries (id, client_id, uri, sub, sid, created_at, next_attempt_at) \
+             SELECT $1 || ' ' || c.client_id, c.client_id, c.backchannel_logout_uri, $2, $1, $3, $3 FROM clients c \
+             WHERE c.backchannel_logout_uri IS NOT NULL \
+             AND c.client_id IN (SELECT DISTINCT g.client_id FROM grants g WHERE g.sid = $1 AND g.user_id = $2) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(sid)
+        .bind(user_id)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(revoked)
+    }
+
+    /// Revokes every grant a user gave a client and forgets the consent (the account page's "remove app").
+    pub async fn revoke_app(&mut self, user_id: &str, client_id: &str, now: i64) -> Result<bool, StorageError> {
+        let revoked = sqlx::query(
+            "UPDATE grants SET revoked_at = $1 WHERE user_id = $2 AND client_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(user_id)
+        .bind(client_id)
+        .execute(&mut *self.tx)
+        .await?
+        .rows_affected();
+        let forgotten = sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
+            .bind(user_id)
+            .bind(client_id)
+            .execute(&mut *self.tx)
+            .await?
+            .rows_affected();
+        Ok(revoked + forgotten > 0)
+    }
+
     pub async fn commit(self) -> Result<(), StorageError> {
         self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// Rolls back now, releasing the write lock before the caller writes elsewhere (SQLite has one writer).
+    pub async fn rollback(self) -> Result<(), StorageError> {
+        self.tx.rollback().await?;
         Ok(())
     }
 }

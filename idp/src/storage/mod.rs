@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 
 use crate::config::DatabaseUrl;
 
+pub mod backchannel;
 pub mod clients;
 pub mod grants;
 pub mod keystore;
@@ -136,6 +137,15 @@ impl Database {
 
     pub fn grants(&self) -> Grants<'_> {
         Grants::new(&self.pool)
+    }
+
+    pub fn backchannel(&self) -> backchannel::Backchannel<'_> {
+        backchannel::Backchannel::new(&self.pool)
+    }
+
+    /// The pool, for the embedded session store that lives in the same database.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     pub async fn close(&self) {

@@ -83,11 +83,23 @@ pub fn test_env(dir: &Path, port: u16) -> BTreeMap<String, String> {
 }
 
 pub fn new_browser() -> reqwest::Client {
-    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    browser_with_agent("idp-tests")
+}
+
+/// A browser (own cookie jar, redirects not followed) presenting `user_agent`.
+pub fn browser_with_agent(user_agent: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(user_agent)
+        .build()
+        .unwrap()
 }
 
 /// Starts a server on an ephemeral port in a fresh folder.
 pub async fn spawn_app() -> TestApp {
+    // Silent unless RUST_LOG asks for logs (e.g. RUST_LOG=idp=debug when a test fails).
+    idp::telemetry::init("off");
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();

@@ -9,3 +9,4 @@ mod discovery;
 mod health;
 mod oauth;
 mod pages;
+mod sessions;

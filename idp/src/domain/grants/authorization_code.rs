@@ -1,8 +1,13 @@
 //! The authorization code grant at the token endpoint (RFC 6749 §4.1.3, RFC 7636 §4.5, OIDC Core §3.1.3).
 //!
-//! A code is redeemed once: the redemption marks it used in the transaction that writes the grant and its
-//! tokens. A second presentation answers `invalid_grant` and revokes the grant made from the first one
-//! (RFC 6749 §4.1.2: "SHOULD revoke (when possible) all tokens previously issued based on that code").
+//! Everything that can be checked or computed is done before the transaction (reading the code, the client,
+//! redirect URI and PKCE checks, loading the user, signing the tokens), so that the transaction holds only
+//! the conditional `UPDATE` that spends the code and the inserts of the new grant: concurrent redemptions
+//! wait on a short lock and never on another pool connection.
+//!
+//! A code is redeemed once. A second presentation answers `invalid_grant` and revokes the grant made from
+//! the first one (RFC 6749 §4.1.2: "SHOULD revoke (when possible) all tokens previously issued based on that
+//! code"). A failed attempt spends the code as well.
 
 use super::issue::{self, GrantContext, SessionRef, TokenResponse};
 use super::{Grant, pkce, secs};
@@ -11,6 +16,7 @@ use crate::domain::scope::{self, Scopes};
 use crate::domain::tokens;
 use crate::domain::users::UserId;
 use crate::error::{Error, ErrorCode};
+use crate::storage::grants::CodeRecord;
 
 /// The token request of this grant.
 #[derive(Debug)]
@@ -24,6 +30,29 @@ fn invalid_grant(why: &'static str) -> Error {
     Error::oauth(ErrorCode::InvalidGrant, why)
 }
 
+fn check(code: &CodeRecord, client: &Client, request: &CodeRequest<'_>, now: i64) -> Result<(), Error> {
+    if code.expires_at <= now {
+        return Err(invalid_grant("the authorization code has expired"));
+    }
+    if code.client_id != client.id.as_str() {
+        return Err(invalid_grant("the authorization code was issued to another client"));
+    }
+    if request.redirect_uri != Some(code.redirect_uri.as_str()) {
+        return Err(invalid_grant("redirect_uri differs from the authorization request"));
+    }
+    pkce::verify(code.pkce.as_deref(), request.code_verifier)
+}
+
+/// The answer to a code that was already used: revoke what its first use made.
+async fn reused(ctx: &GrantContext<'_>, client: &Client, code_hash: &str) -> Result<TokenResponse, Error> {
+    let grants = ctx.db.grants();
+    if let Some(previous) = grants.grant_of_redeemed_code(code_hash).await? {
+        grants.revoke_grant(&previous, ctx.now_secs()).await?;
+        tracing::warn!(client = %client.id, "authorization code used twice: the grant made from it is revoked");
+    }
+    Err(invalid_grant("the authorization code is invalid, expired or already used"))
+}
+
 pub async fn exchange(
     ctx: &GrantContext<'_>,
     client: &Client,
@@ -31,45 +60,31 @@ pub async fn exchange(
 ) -> Result<TokenResponse, Error> {
     let now = ctx.now_secs();
     let code_hash = tokens::hash_secret(request.code);
-    let grant_id = tokens::new_id();
     let grants = ctx.db.grants();
-    let mut tx = grants.begin().await?;
-
-    let Some(code) = tx.redeem_code(&code_hash, &grant_id, now).await? else {
-        drop(tx);
-        if let Some(previous) = grants.grant_of_redeemed_code(&code_hash).await? {
-            grants.revoke_grant(&previous, now).await?;
-            tracing::warn!(client = %client.id, "authorization code used twice: the grant made from it is revoked");
-        }
+    let Some((code, redeemed)) = grants.find_code(&code_hash).await? else {
         return Err(invalid_grant("the authorization code is invalid, expired or already used"));
     };
-
-    // From here on the code is spent whatever the outcome: a failed attempt cannot be retried.
-    let checked = (|| {
-        if code.expires_at <= now {
-            return Err(invalid_grant("the authorization code has expired"));
-        }
-        if code.client_id != client.id.as_str() {
-            return Err(invalid_grant("the authorization code was issued to another client"));
-        }
-        if request.redirect_uri != Some(code.redirect_uri.as_str()) {
-            return Err(invalid_grant("redirect_uri differs from the authorization request"));
-        }
-        pkce::verify(code.pkce.as_deref(), request.code_verifier)
-    })();
-    if let Err(e) = checked {
-        tx.commit().await?;
-        return Err(e);
+    if redeemed {
+        return reused(ctx, client, &code_hash).await;
     }
-
-    let user_id = UserId::parse(&code.user_id).ok_or_else(|| invalid_grant("unknown user"))?;
-    let Some(user) = ctx.db.users().find(user_id).await? else {
-        tx.commit().await?;
-        return Err(invalid_grant("the user no longer exists"));
+    let user = match UserId::parse(&code.user_id) {
+        Some(id) => ctx.db.users().find(id).await?,
+        None => None,
     };
+    let checked = check(&code, client, &request, now)
+        .and_then(|()| user.ok_or_else(|| invalid_grant("the user no longer exists")));
+    let user = match checked {
+        Ok(user) => user,
+        Err(e) => {
+            // Spend the code: a failed attempt cannot be retried with other values.
+            grants.burn_code(&code_hash, now).await?;
+            return Err(e);
+        }
+    };
+
     let scope = Scopes::parse(&code.scope).map_err(Error::internal)?;
     let grant = Grant {
-        id: grant_id,
+        id: tokens::new_id(),
         client_id: client.id.as_str().to_owned(),
         user_id: code.user_id.clone(),
         scope: scope.clone(),
@@ -81,25 +96,28 @@ pub async fn exchange(
     };
     let session = SessionRef { sid: &grant.sid, auth_time: grant.auth_time };
     let access = issue::access_token(ctx, &grant.user_id, &grant.client_id, &scope, Some(session))?;
-    tx.insert_grant(&grant).await?;
-    tx.insert_access_token(&access.claims.jti, &grant.id, access.claims.exp).await?;
-
-    // Refresh tokens only for offline access (OIDC Core §11) and clients allowed the grant.
-    let refresh_token = if scope.contains(scope::OFFLINE_ACCESS) && client.allows_grant(GrantType::RefreshToken) {
-        let token = tokens::new_secret();
-        let expires_at = (now + secs(ctx.config.refresh_token_ttl)).min(grant.expires_at);
-        tx.insert_refresh_token(&tokens::hash_secret(&token), &grant.id, now, expires_at).await?;
-        Some(token)
-    } else {
-        None
-    };
-    tx.commit().await?;
-
     let id_token = if scope.contains(scope::OPENID) {
         Some(issue::id_token(ctx, &user, &grant.client_id, &scope, session, code.nonce.as_deref(), &access.jwt)?)
     } else {
         None
     };
+    // Refresh tokens only for offline access (OIDC Core §11) and clients allowed the grant.
+    let refresh_token = (scope.contains(scope::OFFLINE_ACCESS) && client.allows_grant(GrantType::RefreshToken))
+        .then(tokens::new_secret);
+
+    let mut tx = grants.begin().await?;
+    if !tx.redeem_code(&code_hash, &grant.id, now).await? {
+        // Another redemption of the same code won the race: this one is the reuse.
+        tx.rollback().await?;
+        return reused(ctx, client, &code_hash).await;
+    }
+    tx.insert_grant(&grant).await?;
+    tx.insert_access_token(&access.claims.jti, &grant.id, access.claims.exp).await?;
+    if let Some(token) = &refresh_token {
+        let expires_at = (now + secs(ctx.config.refresh_token_ttl)).min(grant.expires_at);
+        tx.insert_refresh_token(&tokens::hash_secret(token), &grant.id, now, expires_at).await?;
+    }
+    tx.commit().await?;
     tracing::debug!(client = %client.id, grant = %grant.id, "authorization code exchanged");
     Ok(issue::response(&access, refresh_token, id_token))
 }

@@ -55,6 +55,10 @@ pub async fn active_refresh_token(ctx: &GrantContext<'_>, token: &str) -> Result
 /// Logout §2). Expiry is not checked: a hint may be old. Any audience is accepted; callers compare it.
 pub fn verify_id_token_hint(ctx: &GrantContext<'_>, token: &str) -> Option<IdTokenClaims> {
     let header = decode_header(token).ok()?;
+    // An access token is not an ID token, whatever its claims.
+    if header.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)) {
+        return None;
+    }
     let key = ctx.ring.find(header.kid.as_deref()?)?;
     if header.alg != key.alg().jwt() {
         return None;

@@ -50,11 +50,18 @@ pub async fn exchange(
     let session = SessionRef { sid: &grant.sid, auth_time: grant.auth_time };
     let access = issue::access_token(ctx, &grant.user_id, &grant.client_id, &scope, Some(session))?;
     let new_refresh = tokens::new_secret();
+    // OIDC Core §12.2: a new ID token for the same subject, without a nonce. Signed before the transaction,
+    // so that nothing can fail between spending the old refresh token and answering.
+    let id_token = if scope.contains(scope::OPENID) {
+        Some(issue::id_token(ctx, &user, &grant.client_id, &scope, session, None, &access.jwt)?)
+    } else {
+        None
+    };
 
     let mut tx = grants.begin().await?;
     if !tx.rotate_refresh_token(&token_hash, now).await? {
         // Another request rotated it first: the same token was used twice.
-        drop(tx);
+        tx.rollback().await?;
         grants.revoke_grant(&grant.id, now).await?;
         tracing::warn!(client = %client.id, grant = %grant.id, "concurrent refresh token reuse: grant revoked");
         return Err(invalid_grant("the refresh token was already used; every token of this grant is revoked"));
@@ -63,13 +70,6 @@ pub async fn exchange(
     tx.insert_refresh_token(&tokens::hash_secret(&new_refresh), &grant.id, now, expires_at).await?;
     tx.insert_access_token(&access.claims.jti, &grant.id, access.claims.exp).await?;
     tx.commit().await?;
-
-    // OIDC Core §12.2: a new ID token for the same subject, without a nonce.
-    let id_token = if scope.contains(scope::OPENID) {
-        Some(issue::id_token(ctx, &user, &grant.client_id, &scope, session, None, &access.jwt)?)
-    } else {
-        None
-    };
     tracing::debug!(client = %client.id, grant = %grant.id, "refresh token rotated");
     Ok(issue::response(&access, Some(new_refresh), id_token))
 }

@@ -17,9 +17,8 @@ use url::Url;
 
 use super::oxide::{Authorization, AuthorizationEndpoint, AuthorizeParams};
 use super::params::FormParams;
-use crate::domain::clients::Client;
+use crate::domain::clients::{Client, GrantType};
 use crate::domain::grants::introspection::verify_id_token_hint;
-use crate::domain::grants::issue::GrantContext;
 use crate::domain::grants::pkce;
 use crate::domain::scope::Scopes;
 use crate::error::ErrorCode;
@@ -52,11 +51,17 @@ impl Outcome {
             Outcome::Refused(message) => {
                 pages::message(StatusCode::BAD_REQUEST, "This sign-in request is not valid", message)
             }
-            Outcome::Failed => pages::message(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Temporarily unavailable",
-                "The request could not be completed. Please try again in a moment.",
-            ),
+            Outcome::Failed => {
+                let mut response = pages::message(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Temporarily unavailable",
+                    "The request could not be completed. Please try again in a moment.",
+                );
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
+                response
+            }
         }
     }
 }
@@ -155,6 +160,29 @@ pub async fn validate<'a>(state: &'a AppState, params: &AuthorizeParams) -> Resu
     Ok(Validated { endpoint, pending, client })
 }
 
+/// Where to sign in, coming back to this request afterwards. What forced the sign-in is taken out of the way
+/// back (`prompt=login`, `max_age`, a mismatched `id_token_hint`): the fresh sign-in satisfies it, and its
+/// `auth_time` is in the ID token for the client to check. Otherwise a sign-in that ends in another second,
+/// or as another person, would be asked for again and again.
+fn sign_in_url(mut params: AuthorizeParams) -> String {
+    let rest: Vec<&str> =
+        params.get("prompt").unwrap_or_default().split(' ').filter(|w| !w.is_empty() && *w != "login").collect();
+    let rest = rest.join(" ");
+    params.remove("prompt");
+    if !rest.is_empty() {
+        params.set("prompt", rest);
+    }
+    params.remove("max_age");
+    params.remove("id_token_hint");
+    let login_hint = params.get("login_hint").map(str::to_owned);
+    let mut url = url::form_urlencoded::Serializer::new(String::from("/login?"));
+    url.append_pair("return_to", &format!("{PATH}?{}", params.to_query()));
+    if let Some(hint) = login_hint {
+        url.append_pair("login_hint", &hint);
+    }
+    url.finish()
+}
+
 /// The `prompt` parameter (OIDC Core §3.1.2.1).
 #[derive(Debug, Default, Clone, Copy)]
 struct Prompt {
@@ -182,13 +210,23 @@ impl Prompt {
     }
 }
 
-async fn authorize(state: &AppState, session: &Session, mut params: AuthorizeParams) -> Outcome {
+async fn authorize(state: &AppState, session: &Session, params: AuthorizeParams) -> Outcome {
     let validated = match validate(state, &params).await {
         Ok(validated) => validated,
         Err(outcome) => return outcome,
     };
     let invalid = |why: &str| validated.error(ErrorCode::InvalidRequest, why, &params);
 
+    if let Some(name) = params.refused().first() {
+        return invalid(&format!("parameter {name} is repeated or too long"));
+    }
+    if !validated.client.allows_grant(GrantType::AuthorizationCode) {
+        return validated.error(
+            ErrorCode::UnauthorizedClient,
+            "this client may not use the authorization code grant",
+            &params,
+        );
+    }
     if params.get("request").is_some() {
         return validated.error(ErrorCode::RequestNotSupported, "request objects are not supported", &params);
     }
@@ -219,50 +257,38 @@ async fn authorize(state: &AppState, session: &Session, mut params: AuthorizePar
             return Outcome::Failed;
         }
     };
+    // OIDC Core §3.1.2.1 id_token_hint: one of our ID tokens for this client; anything else is refused.
     let hint_sub = match params.get("id_token_hint") {
         None => None,
         Some(hint) => {
             let ring = state.keys.current();
-            let ctx = GrantContext { db: &state.db, config: &state.config, ring: &ring, now: state.clock.now() };
-            // A hint that does not verify names nobody: it cannot match the session.
-            Some(verify_id_token_hint(&ctx, hint).map(|claims| claims.sub).unwrap_or_default())
-        }
-    };
-    let needs_login = match &login {
-        None => true,
-        Some(login) => {
-            prompt.login
-                || max_age.is_some_and(|age| now - login.auth_time > age)
-                || hint_sub.as_ref().is_some_and(|sub| sub != &login.user_id)
-        }
-    };
-    if needs_login {
-        if prompt.none {
-            return validated.error(ErrorCode::LoginRequired, "the user must sign in", &params);
-        }
-        // Come back without prompt=login, or signing in would be asked for again and again.
-        if prompt.login {
-            let rest: Vec<&str> = params
-                .get("prompt")
-                .unwrap_or_default()
-                .split(' ')
-                .filter(|w| !w.is_empty() && *w != "login")
-                .collect();
-            let rest = rest.join(" ");
-            params.remove("prompt");
-            if !rest.is_empty() {
-                params.set("prompt", rest);
+            match verify_id_token_hint(&state.grant_context(&ring), hint) {
+                Some(claims) if claims.aud == validated.client.id.as_str() => Some(claims.sub),
+                _ => {
+                    return validated.error(
+                        ErrorCode::LoginRequired,
+                        "the id_token_hint is not valid for this client",
+                        &params,
+                    );
+                }
             }
         }
-        let return_to = format!("{PATH}?{}", params.to_query());
-        let mut login_url = url::form_urlencoded::Serializer::new(String::from("/login?"));
-        login_url.append_pair("return_to", &return_to);
-        if let Some(hint) = params.get("login_hint") {
-            login_url.append_pair("login_hint", hint);
+    };
+    let login = match login {
+        Some(login)
+            if !prompt.login
+                && max_age.is_none_or(|age| now - login.auth_time <= age)
+                && hint_sub.as_ref().is_none_or(|sub| sub == &login.user_id) =>
+        {
+            login
         }
-        return Outcome::Page(see_other(&login_url.finish()));
-    }
-    let Some(login) = login else { return Outcome::Failed };
+        _ => {
+            if prompt.none {
+                return validated.error(ErrorCode::LoginRequired, "the user must sign in", &params);
+            }
+            return Outcome::Page(see_other(&sign_in_url(params.clone())));
+        }
+    };
 
     let granted = match state.db.grants().consent(&login.user_id, validated.client.id.as_str()).await {
         Ok(granted) => granted,

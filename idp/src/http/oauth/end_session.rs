@@ -12,7 +12,6 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use crate::domain::grants::introspection::verify_id_token_hint;
-use crate::domain::grants::issue::GrantContext;
 use crate::http::pages::{PageError, csrf, message, render, see_other};
 use crate::http::session;
 use crate::state::AppState;
@@ -67,7 +66,7 @@ async fn end_session(
     params: EndSessionParams,
 ) -> Result<Response, PageError> {
     let ring = state.keys.current();
-    let ctx = GrantContext { db: &state.db, config: &state.config, ring: &ring, now: state.clock.now() };
+    let ctx = state.grant_context(&ring);
     let hint = match params.id_token_hint.as_deref().filter(|h| !h.is_empty()) {
         None => None,
         Some(token) => match verify_id_token_hint(&ctx, token) {
@@ -115,6 +114,10 @@ async fn end_session(
         return Ok(render(StatusCode::OK, &page));
     }
 
+    if let Some(login) = &login {
+        crate::domain::account::end_current_session(&state.db, login, ctx.now.unix_timestamp()).await?;
+        state.backchannel_wake.notify_one();
+    }
     session::sign_out(session).await?;
     tracing::debug!(client = client_id.as_deref().unwrap_or("-"), "browser session ended by logout");
     match redirect {

@@ -11,9 +11,8 @@ use utoipa::ToSchema;
 use super::client_auth;
 use super::params::FormParams;
 use crate::domain::grants::introspection::{active_access_token, active_refresh_token};
-use crate::domain::grants::issue::GrantContext;
 use crate::domain::tokens::AccessTokenClaims;
-use crate::error::Error;
+use crate::error::{Error, ErrorCode};
 use crate::state::AppState;
 use crate::storage::grants::RefreshRecord;
 
@@ -60,10 +59,14 @@ pub async fn introspect(
     body: Bytes,
 ) -> Result<Json<Introspection>, Error> {
     let params = FormParams::from_body(&headers, &body)?;
-    client_auth::authenticate(&state.db, &headers, &params).await?;
+    let caller = client_auth::authenticate(&state.db, &headers, &params).await?;
+    // RFC 7662 §2.1: the endpoint must not let anyone scan tokens; a public client proves nothing.
+    if caller.is_public() {
+        return Err(Error::oauth(ErrorCode::InvalidClient, "introspection needs a confidential client"));
+    }
     let token = params.require("token")?;
     let ring = state.keys.current();
-    let ctx = GrantContext { db: &state.db, config: &state.config, ring: &ring, now: state.clock.now() };
+    let ctx = state.grant_context(&ring);
 
     // RFC 7662 §2.1: the hint only decides which kind is searched first.
     let kinds = if params.get("token_type_hint") == Some("refresh_token") {

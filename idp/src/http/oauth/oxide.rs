@@ -4,7 +4,6 @@
 //! given context by logging where the failure happens.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use oxide_auth::code_grant::authorization::Request;
@@ -23,43 +22,7 @@ use crate::domain::tokens;
 use crate::storage::Database;
 use crate::storage::grants::CodeRecord;
 
-/// The parameters of an authorization request, from the query (GET) or the form body (POST). A parameter
-/// given twice is kept as absent, like oxide-auth's own normalisation.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct AuthorizeParams(BTreeMap<String, String>);
-
-impl AuthorizeParams {
-    pub fn parse(input: &str) -> AuthorizeParams {
-        let mut params = BTreeMap::new();
-        let mut repeated = Vec::new();
-        for (key, value) in url::form_urlencoded::parse(input.as_bytes()) {
-            if params.insert(key.to_string(), value.into_owned()).is_some() {
-                repeated.push(key.to_string());
-            }
-        }
-        for key in repeated {
-            params.remove(&key);
-        }
-        AuthorizeParams(params)
-    }
-
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
-    }
-
-    pub fn remove(&mut self, key: &str) {
-        self.0.remove(key);
-    }
-
-    pub fn set(&mut self, key: &str, value: String) {
-        self.0.insert(key.to_owned(), value);
-    }
-
-    /// The parameters as a query string, to come back to this request after signing in.
-    pub fn to_query(&self) -> String {
-        url::form_urlencoded::Serializer::new(String::new()).extend_pairs(self.0.iter()).finish()
-    }
-}
+pub use super::params::AuthorizeParams;
 
 impl Request for AuthorizeParams {
     fn valid(&self) -> bool {

@@ -46,6 +46,60 @@ impl FormParams {
     }
 }
 
+/// The longest value an authorization parameter may have: room for any real `state`, `nonce` or
+/// `id_token_hint`, while bounding what is copied into the database, headers and tokens.
+pub const MAX_AUTHORIZE_VALUE: usize = 2048;
+
+/// The parameters of an authorization request, from the query (GET) or the form body (POST). Parameters
+/// given more than once are dropped and remembered (RFC 6749 §3.1: they MUST NOT be repeated), as are
+/// values longer than [`MAX_AUTHORIZE_VALUE`].
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct AuthorizeParams {
+    params: BTreeMap<String, String>,
+    #[serde(default)]
+    refused: Vec<String>,
+}
+
+impl AuthorizeParams {
+    pub fn parse(input: &str) -> AuthorizeParams {
+        let mut params = BTreeMap::new();
+        let mut refused = Vec::new();
+        for (key, value) in url::form_urlencoded::parse(input.as_bytes()) {
+            if value.len() > MAX_AUTHORIZE_VALUE || params.insert(key.to_string(), value.into_owned()).is_some() {
+                refused.push(key.to_string());
+            }
+        }
+        for key in &refused {
+            params.remove(key);
+        }
+        refused.sort();
+        refused.dedup();
+        AuthorizeParams { params, refused }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.params.get(key).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    /// The parameters that were repeated or too long, if any.
+    pub fn refused(&self) -> &[String] {
+        &self.refused
+    }
+
+    pub fn remove(&mut self, key: &str) {
+        self.params.remove(key);
+    }
+
+    pub fn set(&mut self, key: &str, value: String) {
+        self.params.insert(key.to_owned(), value);
+    }
+
+    /// The parameters as a query string, to come back to this request after signing in.
+    pub fn to_query(&self) -> String {
+        url::form_urlencoded::Serializer::new(String::new()).extend_pairs(self.params.iter()).finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,6 +115,16 @@ mod tests {
         let params = FormParams::parse(b"scope=&code=x%20y").unwrap();
         assert_eq!(params.get("scope"), None);
         assert_eq!(params.get("code"), Some("x y"));
+    }
+
+    #[test]
+    fn repeated_or_oversized_authorization_parameters_are_dropped_and_remembered() {
+        let long = "x".repeat(MAX_AUTHORIZE_VALUE + 1);
+        let params = AuthorizeParams::parse(&format!("max_age=1&max_age=1&state={long}&client_id=c"));
+        assert_eq!(params.get("max_age"), None);
+        assert_eq!(params.get("state"), None);
+        assert_eq!(params.get("client_id"), Some("c"));
+        assert_eq!(params.refused(), ["max_age", "state"]);
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Byt
         return Ok(StatusCode::OK);
     }
     let ring = state.keys.current();
-    let ctx = GrantContext { db: &state.db, config: &state.config, ring: &ring, now };
+    let ctx = GrantContext { now, ..state.grant_context(&ring) };
     if let Some(claims) = verify_access_token(&ctx, token)
         && claims.client_id == client.id.as_str()
     {

@@ -10,7 +10,7 @@ use super::client_auth;
 use super::params::FormParams;
 use crate::domain::clients::GrantType;
 use crate::domain::grants::authorization_code::{self, CodeRequest};
-use crate::domain::grants::issue::{GrantContext, TokenResponse};
+use crate::domain::grants::issue::TokenResponse;
 use crate::domain::grants::{client_credentials, refresh_token};
 use crate::error::{Error, ErrorCode};
 use crate::state::AppState;
@@ -42,7 +42,10 @@ impl<'a> TokenRequest<'a> {
                 ErrorCode::UnsupportedGrantType,
                 "the password grant is not supported (RFC 9700 section 2.4)",
             )),
-            other => Err(Error::oauth(ErrorCode::UnsupportedGrantType, format!("grant_type {other} is not supported"))),
+            other => {
+                let shown: String = other.chars().take(64).collect();
+                Err(Error::oauth(ErrorCode::UnsupportedGrantType, format!("grant_type {shown} is not supported")))
+            }
         }
     }
 
@@ -78,7 +81,7 @@ pub async fn token(
         ));
     }
     let ring = state.keys.current();
-    let ctx = GrantContext { db: &state.db, config: &state.config, ring: &ring, now: state.clock.now() };
+    let ctx = state.grant_context(&ring);
     let response = match request {
         TokenRequest::AuthorizationCode(code) => authorization_code::exchange(&ctx, &client, code).await?,
         TokenRequest::RefreshToken { refresh_token, scope } => {

@@ -11,7 +11,6 @@ use utoipa::ToSchema;
 
 use super::params::FormParams;
 use crate::domain::grants::introspection::active_access_token;
-use crate::domain::grants::issue::GrantContext;
 use crate::domain::scope::{self, Scopes};
 use crate::domain::users::UserId;
 use crate::error::{Error, ErrorCode};
@@ -54,13 +53,13 @@ fn bearer_token(headers: &HeaderMap, body: Option<&FormParams>) -> Result<String
         (Some(_), Some(_)) => Err(Error::invalid_request("send the token once (RFC 6750 section 2)")),
         (Some(token), None) | (None, Some(token)) => Ok(token),
         // RFC 6750 §3.1: a request without credentials gets a bare challenge.
-        (None, None) => Err(Error::oauth(ErrorCode::InvalidToken, "")),
+        (None, None) => Err(Error::Unauthenticated),
     }
 }
 
 async fn userinfo(state: &AppState, token: &str) -> Result<Json<UserInfo>, Error> {
     let ring = state.keys.current();
-    let ctx = GrantContext { db: &state.db, config: &state.config, ring: &ring, now: state.clock.now() };
+    let ctx = state.grant_context(&ring);
     let claims = active_access_token(&ctx, token)
         .await?
         .ok_or_else(|| invalid_token("the access token is invalid, expired or revoked"))?;

@@ -19,8 +19,32 @@ use crate::http::oauth::oxide::AuthorizeParams;
 use crate::http::session::{self, Login};
 use crate::state::AppState;
 
-fn transaction_key(transaction: &str) -> String {
-    format!("authorization:{transaction}")
+/// The session key of the pending authorization requests, newest last.
+const PENDING_KEY: &str = "pending_authorizations";
+/// A browser rarely has more than one consent page open; older requests are forgotten beyond this.
+const MAX_PENDING: usize = 5;
+
+type Pending = Vec<(String, AuthorizeParams)>;
+
+async fn remember_pending(
+    session: &Session,
+    transaction: &str,
+    params: AuthorizeParams,
+) -> Result<(), super::PageError> {
+    let mut pending: Pending = session.get(PENDING_KEY).await.map_err(super::PageError::session)?.unwrap_or_default();
+    pending.push((transaction.to_owned(), params));
+    let excess = pending.len().saturating_sub(MAX_PENDING);
+    pending.drain(..excess);
+    session.insert(PENDING_KEY, pending).await.map_err(super::PageError::session)
+}
+
+/// Takes the request of `transaction` out of the session: each transaction is answered once.
+async fn take_pending(session: &Session, transaction: &str) -> Result<Option<AuthorizeParams>, super::PageError> {
+    let mut pending: Pending = session.get(PENDING_KEY).await.map_err(super::PageError::session)?.unwrap_or_default();
+    let Some(index) = pending.iter().position(|(id, _)| id == transaction) else { return Ok(None) };
+    let (_, params) = pending.remove(index);
+    session.insert(PENDING_KEY, pending).await.map_err(super::PageError::session)?;
+    Ok(Some(params))
 }
 
 /// What a scope lets the client do, in words a person understands.
@@ -54,7 +78,7 @@ pub async fn show(
 ) -> Response {
     let transaction = tokens::new_id();
     let shown = async {
-        session.insert(&transaction_key(&transaction), &params).await.map_err(super::PageError::session)?;
+        remember_pending(session, &transaction, params).await?;
         let token = csrf::token(session).await?;
         let email = match login.user_id() {
             Some(id) => state.db.users().find(id).await?.map(|u| u.email.as_str().to_owned()),
@@ -95,10 +119,10 @@ pub async fn submit(
     let expired = || {
         message(StatusCode::BAD_REQUEST, "This request has expired", "Go back to the application and sign in again.")
     };
-    let params = match session.remove::<AuthorizeParams>(&transaction_key(&form.transaction)).await {
+    let params = match take_pending(&session, &form.transaction).await {
         Ok(Some(params)) => params,
         Ok(None) => return expired(),
-        Err(e) => return super::PageError::session(e).into_response(),
+        Err(e) => return e.into_response(),
     };
     let login = match session::current(&session).await {
         Ok(Some(login)) => login,

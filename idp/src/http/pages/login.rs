@@ -12,6 +12,8 @@ use tower_sessions::Session;
 use super::{PageError, csrf, render, safe_return_to, see_other};
 use crate::domain::email::Email;
 use crate::domain::password::{self, Password};
+use crate::domain::sessions::LoginRecord;
+use crate::http::extract::ClientInfo;
 use crate::http::session;
 use crate::state::AppState;
 
@@ -55,6 +57,7 @@ pub async fn submit(
     State(state): State<AppState>,
     session: Session,
     headers: HeaderMap,
+    client: ClientInfo,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, PageError> {
     csrf::verify(&session, &headers, &state.config, form.csrf_token.as_deref()).await?;
@@ -92,7 +95,7 @@ pub async fn submit(
         }
     }
 
-    session::sign_in(&session, user.id, now).await?;
+    session::sign_in(&session, &LoginRecord::new(user.id, now.unix_timestamp(), client.ip, &client.user_agent)).await?;
     csrf::renew(&session).await?;
     tracing::debug!(user = %user.id, "signed in");
     Ok(see_other(&return_to))

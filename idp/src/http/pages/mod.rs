@@ -11,6 +11,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::http::session::SessionError;
 use crate::state::AppState;
 
+pub mod account;
 pub mod consent;
 pub mod csrf;
 pub mod home;
@@ -26,6 +27,10 @@ pub fn router() -> Router<AppState> {
         .route("/register", get(register::show).post(register::submit))
         .route("/logout", axum::routing::post(home::sign_out))
         .route("/consent", axum::routing::post(consent::submit))
+        .route("/account", get(account::show))
+        .route("/account/sessions/{sid}/end", axum::routing::post(account::end_session))
+        .route("/account/sessions/end-others", axum::routing::post(account::end_other_sessions))
+        .route("/account/apps/{client_id}/revoke", axum::routing::post(account::revoke_app))
 }
 
 /// Browser pages are never framed, cached or referred (RFC 9700 §4.16), and run no script.

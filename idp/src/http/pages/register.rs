@@ -12,7 +12,9 @@ use super::login::ReturnTo;
 use super::{PageError, csrf, render, safe_return_to, see_other};
 use crate::domain::email::Email;
 use crate::domain::password::{self, Password};
+use crate::domain::sessions::LoginRecord;
 use crate::domain::users::{DisplayName, NewUser, UserId};
+use crate::http::extract::ClientInfo;
 use crate::http::session;
 use crate::state::AppState;
 use crate::storage::StorageError;
@@ -66,6 +68,7 @@ pub async fn submit(
     State(state): State<AppState>,
     session: Session,
     headers: HeaderMap,
+    client: ClientInfo,
     Form(form): Form<RegisterForm>,
 ) -> Result<Response, PageError> {
     csrf::verify(&session, &headers, &state.config, form.csrf_token.as_deref()).await?;
@@ -85,7 +88,11 @@ pub async fn submit(
         let now = state.clock.now();
         match state.db.users().insert(&new, now).await {
             Ok(user) => {
-                session::sign_in(&session, user.id, now).await?;
+                session::sign_in(
+                    &session,
+                    &LoginRecord::new(user.id, now.unix_timestamp(), client.ip, &client.user_agent),
+                )
+                .await?;
                 csrf::renew(&session).await?;
                 tracing::debug!(user = %user.id, "registered");
                 return Ok(see_other(&return_to));

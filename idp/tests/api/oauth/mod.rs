@@ -6,7 +6,7 @@ mod code_flow;
 mod consent;
 mod discovery;
 mod end_session;
-mod flow;
+pub mod flow;
 mod introspection;
 mod prompt;
 mod refresh;

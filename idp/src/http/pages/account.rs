@@ -1,0 +1,113 @@
+//! The account page: every session with its IP, browser and OS, sign-in date and last activity, marking
+//! this browser; signing out one or all other sessions; the apps holding consent or tokens, and removing
+//! them. Server-rendered, every action a CSRF-protected form.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use super::{PageError, csrf, render, see_other};
+use crate::domain::account;
+use crate::http::api::{AppJson, SessionJson};
+use crate::http::session;
+use crate::state::AppState;
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage<'a> {
+    csrf_token: &'a str,
+    email: &'a str,
+    sessions: Vec<SessionJson>,
+    apps: Vec<AppJson>,
+}
+
+#[derive(Deserialize)]
+pub struct ActionForm {
+    csrf_token: Option<String>,
+}
+
+/// `GET /account`; signed-out visitors are sent to sign in first.
+pub async fn show(State(state): State<AppState>, session: Session) -> Result<Response, PageError> {
+    let Some(login) = session::current(&session).await? else {
+        return Ok(see_other("/login?return_to=%2Faccount"));
+    };
+    let user = match login.user_id() {
+        Some(id) => state.db.users().find(id).await?,
+        None => None,
+    };
+    let now = state.clock.now().unix_timestamp();
+    let sessions = account::sessions(&state.sessions, &login.user_id).await?;
+    let apps = account::apps(&state.db, &login.user_id, now).await?;
+    let token = csrf::token(&session).await?;
+    let page = AccountPage {
+        csrf_token: &token,
+        email: user.as_ref().map(|u| u.email.as_str()).unwrap_or_default(),
+        sessions: sessions.into_iter().map(|e| SessionJson::new(e, Some(&login.sid))).collect(),
+        apps: apps.into_iter().map(AppJson::new).collect(),
+    };
+    Ok(render(StatusCode::OK, &page))
+}
+
+/// Checks the form and returns the signed-in person.
+async fn signed_in(
+    state: &AppState,
+    session: &Session,
+    headers: &HeaderMap,
+    form: &ActionForm,
+) -> Result<Option<session::Login>, PageError> {
+    csrf::verify(session, headers, &state.config, form.csrf_token.as_deref()).await?;
+    Ok(session::current(session).await?)
+}
+
+/// `POST /account/sessions/{sid}/end`.
+pub async fn end_session(
+    State(state): State<AppState>,
+    session: Session,
+    headers: HeaderMap,
+    Path(sid): Path<String>,
+    Form(form): Form<ActionForm>,
+) -> Result<Response, PageError> {
+    let Some(login) = signed_in(&state, &session, &headers, &form).await? else { return Ok(see_other("/login")) };
+    let now = state.clock.now().unix_timestamp();
+    if sid == login.sid {
+        account::end_current_session(&state.db, &login, now).await?;
+        session::sign_out(&session).await?;
+        state.backchannel_wake.notify_one();
+        return Ok(see_other("/"));
+    }
+    account::end_session(&state.db, &state.sessions, &login.user_id, &sid, now).await?;
+    state.backchannel_wake.notify_one();
+    Ok(see_other("/account"))
+}
+
+/// `POST /account/sessions/end-others`.
+pub async fn end_other_sessions(
+    State(state): State<AppState>,
+    session: Session,
+    headers: HeaderMap,
+    Form(form): Form<ActionForm>,
+) -> Result<Response, PageError> {
+    let Some(login) = signed_in(&state, &session, &headers, &form).await? else { return Ok(see_other("/login")) };
+    let now = state.clock.now().unix_timestamp();
+    let current = session.id();
+    account::end_other_sessions(&state.db, &state.sessions, &login.user_id, current.as_ref(), now).await?;
+    state.backchannel_wake.notify_one();
+    Ok(see_other("/account"))
+}
+
+/// `POST /account/apps/{client_id}/revoke`.
+pub async fn revoke_app(
+    State(state): State<AppState>,
+    session: Session,
+    headers: HeaderMap,
+    Path(client_id): Path<String>,
+    Form(form): Form<ActionForm>,
+) -> Result<Response, PageError> {
+    let Some(login) = signed_in(&state, &session, &headers, &form).await? else { return Ok(see_other("/login")) };
+    account::revoke_app(&state.db, &login.user_id, &client_id, state.clock.now().unix_timestamp()).await?;
+    Ok(see_other("/account"))
+}

@@ -1,0 +1,330 @@
+//! Sessions a person can see and revoke: the account API, session-bound tokens, the admin API and
+//! back-channel logout.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::routing::post;
+use serde_json::Value;
+
+use crate::helpers::{TestApp, browser_with_agent};
+use crate::oauth::flow::{
+    AuthRequest, EMAIL, PASSWORD, TestClient, assert_inactive, field, introspect, oauth_error, refresh, register,
+    setup, tokens, tokens_for, web_app,
+};
+
+const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+const SAFARI: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
+
+/// The account API's session list, as the current browser sees it.
+async fn my_sessions(app: &TestApp) -> Vec<Value> {
+    let response = app.get("/api/account/sessions").await;
+    assert_eq!(response.status(), 200);
+    response.json::<Vec<Value>>().await.unwrap()
+}
+
+/// Signs `EMAIL` in from a Firefox and then a Safari browser, each completing a code flow; returns each
+/// browser with its tokens. The app's browser is left as the Safari one.
+async fn two_browsers(app: &mut TestApp, client: &TestClient) -> ((reqwest::Client, Value), (reqwest::Client, Value)) {
+    app.browser = browser_with_agent(FIREFOX);
+    let firefox_tokens = tokens(app, client).await;
+    let firefox = app.browser.clone();
+    app.browser = browser_with_agent(SAFARI);
+    let safari_tokens = tokens(app, client).await;
+    ((firefox, firefox_tokens), (app.browser.clone(), safari_tokens))
+}
+
+#[tokio::test]
+async fn signing_in_from_two_browsers_shows_two_sessions() {
+    let (mut app, client) = setup().await;
+    two_browsers(&mut app, &client).await;
+    let sessions = my_sessions(&app).await;
+    assert_eq!(sessions.len(), 2, "{sessions:?}");
+    let describe = |s: &Value| format!("{} on {}", s["browser"].as_str().unwrap(), s["os"].as_str().unwrap());
+    let mut seen: Vec<String> = sessions.iter().map(describe).collect();
+    seen.sort();
+    assert_eq!(seen, ["Firefox on Linux", "Safari on iOS"]);
+    for session in &sessions {
+        assert_eq!(session["ip"], "127.0.0.1");
+        assert!(session["signed_in_at"].as_str().unwrap().starts_with("20"), "{session}");
+        assert!(session.get("id").is_none(), "the cookie value is never shown");
+    }
+    let current: Vec<&Value> = sessions.iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(current.len(), 1);
+    assert_eq!(describe(current[0]), "Safari on iOS", "the calling browser is marked");
+}
+
+#[tokio::test]
+async fn revoking_a_session_kills_its_tokens_while_the_other_keeps_working() {
+    let (mut app, client) = setup().await;
+    let ((_, firefox_tokens), (_, safari_tokens)) = two_browsers(&mut app, &client).await;
+    let firefox_sid = my_sessions(&app).await.into_iter().find(|s| s["browser"] == "Firefox").unwrap()["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let response = app.browser.delete(app.url(&format!("/api/account/sessions/{firefox_sid}"))).send().await.unwrap();
+    assert_eq!(response.status(), 204);
+
+    let refreshed = refresh(&app, &client, &field(&firefox_tokens, "refresh_token"), None).await;
+    assert_eq!(oauth_error(refreshed).await, (400, "invalid_grant".to_owned()));
+    assert_inactive(&introspect(&app, &client, &field(&firefox_tokens, "access_token")).await);
+
+    let still = introspect(&app, &client, &field(&safari_tokens, "access_token")).await;
+    assert_eq!(still["active"], true, "the other session's tokens still work");
+    assert_eq!(refresh(&app, &client, &field(&safari_tokens, "refresh_token"), None).await.status(), 200);
+    assert_eq!(my_sessions(&app).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_revoked_session_is_signed_out_in_its_browser() {
+    let (mut app, client) = setup().await;
+    let ((firefox, _), _) = two_browsers(&mut app, &client).await;
+    let firefox_sid = my_sessions(&app).await.into_iter().find(|s| s["browser"] == "Firefox").unwrap()["sid"].clone();
+    app.browser
+        .delete(app.url(&format!("/api/account/sessions/{}", firefox_sid.as_str().unwrap())))
+        .send()
+        .await
+        .unwrap();
+    let response = firefox.get(app.url("/api/account/sessions")).send().await.unwrap();
+    assert_eq!(response.status(), 401, "the Firefox browser is no longer signed in");
+}
+
+#[tokio::test]
+async fn ending_all_other_sessions_keeps_the_current_one() {
+    let (mut app, client) = setup().await;
+    two_browsers(&mut app, &client).await;
+    let response = app.browser.delete(app.url("/api/account/sessions")).send().await.unwrap();
+    assert_eq!(response.json::<Value>().await.unwrap()["ended"], 1);
+    let left = my_sessions(&app).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["current"], true);
+}
+
+#[tokio::test]
+async fn another_users_session_cannot_be_ended() {
+    let (mut app, client) = setup().await;
+    two_browsers(&mut app, &client).await;
+    let victim_sid = my_sessions(&app).await[0]["sid"].as_str().unwrap().to_owned();
+    app.browser = browser_with_agent(FIREFOX);
+    app.register("mallory@example.com", PASSWORD).await;
+    let response = app.browser.delete(app.url(&format!("/api/account/sessions/{victim_sid}"))).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+}
+
+#[tokio::test]
+async fn account_api_without_credentials_is_401() {
+    let (app, _) = setup().await;
+    let response = app.get("/api/account/sessions").await;
+    assert_eq!(response.status(), 401);
+    assert!(response.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+}
+
+#[tokio::test]
+async fn account_api_accepts_an_access_token_with_the_account_scope() {
+    let (app, _) = setup().await;
+    let client = register(
+        &app,
+        idp::domain::clients::ClientRegistration { scopes: vec!["openid account offline_access".into()], ..web_app() },
+    )
+    .await;
+    let tokens = tokens_for(&app, &client, &AuthRequest::new(&client).with("scope", "openid account")).await;
+    let response = reqwest::Client::new()
+        .get(app.url("/api/account/sessions"))
+        .bearer_auth(field(&tokens, "access_token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let sessions = response.json::<Vec<Value>>().await.unwrap();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0]["current"], true, "the token's own session is the current one");
+}
+
+#[tokio::test]
+async fn account_api_refuses_a_token_without_the_account_scope() {
+    let (app, client) = setup().await;
+    let tokens = tokens(&app, &client).await;
+    let response = reqwest::Client::new()
+        .get(app.url("/api/account/sessions"))
+        .bearer_auth(field(&tokens, "access_token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+}
+
+#[tokio::test]
+async fn apps_are_listed_and_removing_one_revokes_its_tokens_and_consent() {
+    let (app, client) = setup().await;
+    let tokens = tokens(&app, &client).await;
+    let apps: Vec<Value> = app.get("/api/account/apps").await.json().await.unwrap();
+    assert_eq!(apps.len(), 1);
+    assert_eq!(apps[0]["client_id"], client.id);
+    assert_eq!(apps[0]["name"], "Holiday Photos");
+    assert_eq!(apps[0]["active_grants"], 1);
+
+    let response = app.browser.delete(app.url(&format!("/api/account/apps/{}", client.id))).send().await.unwrap();
+    assert_eq!(response.status(), 204);
+    assert_inactive(&introspect(&app, &client, &field(&tokens, "access_token")).await);
+    let refreshed = refresh(&app, &client, &field(&tokens, "refresh_token"), None).await;
+    assert_eq!(oauth_error(refreshed).await, (400, "invalid_grant".to_owned()));
+    let apps: Vec<Value> = app.get("/api/account/apps").await.json().await.unwrap();
+    assert!(apps.is_empty(), "{apps:?}");
+}
+
+/// A client-credentials client allowed the `admin` scope, and its token.
+async fn admin_token(app: &TestApp) -> String {
+    let admin = register(
+        app,
+        idp::domain::clients::ClientRegistration {
+            name: "Back office".into(),
+            grant_types: vec!["client_credentials".into()],
+            scopes: vec!["admin".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let response = admin.post(app, "/token", &[("grant_type", "client_credentials"), ("scope", "admin")]).await;
+    field(&response.json::<Value>().await.unwrap(), "access_token")
+}
+
+#[tokio::test]
+async fn admin_api_lists_and_ends_any_users_sessions() {
+    let (mut app, client) = setup().await;
+    two_browsers(&mut app, &client).await;
+    let user = crate::oauth::flow::user_id(&app, EMAIL).await;
+    let token = admin_token(&app).await;
+    let admin = reqwest::Client::new();
+    let sessions: Vec<Value> = admin
+        .get(app.url(&format!("/api/admin/users/{user}/sessions")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sessions.len(), 2);
+    let sid = sessions[0]["sid"].as_str().unwrap();
+    let response = admin
+        .delete(app.url(&format!("/api/admin/users/{user}/sessions/{sid}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    assert_eq!(my_sessions(&app).await.len(), 1);
+}
+
+#[tokio::test]
+async fn admin_api_refuses_a_users_token() {
+    let (app, client) = setup().await;
+    let tokens = tokens(&app, &client).await;
+    let user = crate::oauth::flow::user_id(&app, EMAIL).await;
+    let response = reqwest::Client::new()
+        .get(app.url(&format!("/api/admin/users/{user}/sessions")))
+        .bearer_auth(field(&tokens, "access_token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+}
+
+/// A relying party's back-channel logout endpoint: records the logout tokens it receives.
+struct Receiver {
+    uri: String,
+    tokens: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    async fn start_on(listener: tokio::net::TcpListener) -> Receiver {
+        let port = listener.local_addr().unwrap().port();
+        let tokens = Arc::new(Mutex::new(Vec::new()));
+        let seen = tokens.clone();
+        let router = axum::Router::new().route(
+            "/backchannel",
+            post(move |axum::Form(form): axum::Form<std::collections::HashMap<String, String>>| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock().unwrap().extend(form.get("logout_token").cloned());
+                    axum::http::StatusCode::OK
+                }
+            }),
+        );
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        Receiver { uri: format!("http://127.0.0.1:{port}/backchannel"), tokens, task }
+    }
+
+    async fn wait_for_token(&self, within: Duration) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + within;
+        while tokio::time::Instant::now() < deadline {
+            if let Some(token) = self.tokens.lock().unwrap().first().cloned() {
+                return Some(token);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        None
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Registers a client with a back-channel logout URI and signs in through it.
+async fn client_with_backchannel(app: &TestApp, uri: &str) -> (TestClient, Value) {
+    let client = register(
+        app,
+        idp::domain::clients::ClientRegistration { backchannel_logout_uri: Some(uri.to_owned()), ..web_app() },
+    )
+    .await;
+    let tokens = tokens(app, &client).await;
+    (client, tokens)
+}
+
+async fn end_current_session(app: &TestApp) {
+    let sid = my_sessions(app).await[0]["sid"].as_str().unwrap().to_owned();
+    let response = app.browser.delete(app.url(&format!("/api/account/sessions/{sid}"))).send().await.unwrap();
+    assert_eq!(response.status(), 204);
+}
+
+#[tokio::test]
+async fn ending_a_session_sends_a_signed_logout_token_to_the_client() {
+    let app = crate::helpers::spawn_app().await;
+    app.create_user(EMAIL, PASSWORD).await;
+    let receiver = Receiver::start_on(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await;
+    let (client, tokens) = client_with_backchannel(&app, &receiver.uri).await;
+    let id_claims = crate::oauth::flow::id_token_claims(&app, &client, &field(&tokens, "id_token")).await;
+    end_current_session(&app).await;
+
+    let token = receiver.wait_for_token(Duration::from_secs(10)).await.expect("no logout token arrived");
+    let (header, claims) = crate::oauth::flow::verified_jwt(&app, &token, &client.id).await;
+    assert_eq!(header.typ.as_deref(), Some("logout+jwt"));
+    assert_eq!(claims["sid"], id_claims["sid"]);
+    assert_eq!(claims["sub"], id_claims["sub"]);
+    assert!(claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
+    assert!(claims.get("nonce").is_none());
+}
+
+#[tokio::test]
+async fn logout_token_is_still_delivered_after_the_receiver_was_down() {
+    let app = crate::helpers::spawn_app().await;
+    app.create_user(EMAIL, PASSWORD).await;
+    // Reserve a port, then leave it closed: the receiver is down when the session ends.
+    let port = crate::helpers::free_port();
+    let uri = format!("http://127.0.0.1:{port}/backchannel");
+    client_with_backchannel(&app, &uri).await;
+    end_current_session(&app).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(app.state.db.backchannel().pending().await.unwrap(), 1, "the delivery waits in the outbox");
+
+    let receiver = Receiver::start_on(tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap()).await;
+    assert!(receiver.wait_for_token(Duration::from_secs(20)).await.is_some(), "delivered once the receiver is back");
+    assert_eq!(app.state.db.backchannel().pending().await.unwrap(), 0);
+}
