@@ -1,9 +1,14 @@
-//! Turns the presence of `DATABASE_URL` into the `postgres_tests` cfg, so that the PostgreSQL half of the
-//! storage contract tests shows as *ignored* (not as silently passing) on a machine without PostgreSQL.
+//! Turns the presence of the servers a suite needs into cfgs, so that those tests show as *ignored* (not as
+//! silently passing) on a machine without them: `DATABASE_URL` → `postgres_tests`, `REDIS_URL` →
+//! `redis_tests`, `CHROMEDRIVER` (the path of a chromedriver binary) → `browser_tests`.
 fn main() {
-    println!("cargo::rustc-check-cfg=cfg(postgres_tests)");
-    println!("cargo::rerun-if-env-changed=DATABASE_URL");
-    if std::env::var_os("DATABASE_URL").is_some_and(|v| !v.is_empty()) {
-        println!("cargo::rustc-cfg=postgres_tests");
+    for (var, cfg) in
+        [("DATABASE_URL", "postgres_tests"), ("REDIS_URL", "redis_tests"), ("CHROMEDRIVER", "browser_tests")]
+    {
+        println!("cargo::rustc-check-cfg=cfg({cfg})");
+        println!("cargo::rerun-if-env-changed={var}");
+        if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
+            println!("cargo::rustc-cfg={cfg}");
+        }
     }
 }

@@ -321,3 +321,63 @@ fn usage_errors_are_one_line_too() {
     let line = error_line(&idp(dir.path(), &cli_env(dir.path()), &["user", "create", "--password-stdin"], None));
     assert!(line.contains("--email"), "{line}");
 }
+
+/// Issue 4: with `IDP_REDIS_URL` set, two IdP processes sharing one PostgreSQL database and one Redis see
+/// and revoke the same sessions. Both nodes sit on 127.0.0.1, so one cookie jar is one browser talking to
+/// either node, as behind a load balancer.
+#[cfg_attr(not(all(postgres_tests, redis_tests)), ignore = "set DATABASE_URL and REDIS_URL to run the two-node test")]
+#[tokio::test]
+async fn two_nodes_sharing_postgres_and_redis_see_and_revoke_the_same_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = crate::helpers::TestDatabase::create().await;
+    let (port_a, port_b) = (free_port(), free_port());
+    let mut env = test_env(dir.path(), port_a);
+    env.insert("IDP_DATABASE_URL".into(), database.url.clone());
+    env.insert("IDP_REDIS_URL".into(), std::env::var("REDIS_URL").unwrap());
+    env.insert("IDP_REDIS_KEY_PREFIX".into(), format!("test:{}:", uuid::Uuid::new_v4().simple()));
+    let node_a = Server::start(dir.path(), &env).await;
+    env.insert("IDP_BIND".into(), format!("127.0.0.1:{port_b}"));
+    let node_b = Server::start(dir.path(), &env).await;
+    json_output(&idp(
+        dir.path(),
+        &env,
+        &["user", "create", "--email", "two@example.com", "--password-stdin"],
+        Some(PASSWORD),
+    ));
+
+    let first = new_browser();
+    let second = crate::helpers::browser_with_agent("second browser");
+    assert!(sign_in_at(&first, &node_a.base_url).await, "signed in through node A");
+    assert!(sign_in_at(&second, &node_b.base_url).await, "signed in through node B");
+
+    let sessions = |browser: reqwest::Client, base: String| async move {
+        let response = browser.get(format!("{base}/api/account/sessions")).send().await.unwrap();
+        (response.status().as_u16(), response.json::<Vec<serde_json::Value>>().await.unwrap_or_default())
+    };
+    let (status, seen_by_b) = sessions(first.clone(), node_b.base_url.clone()).await;
+    assert_eq!((status, seen_by_b.len()), (200, 2), "node B sees both sessions, one made on node A");
+    let other = seen_by_b.iter().find(|s| s["current"] == false).unwrap()["sid"].as_str().unwrap().to_owned();
+
+    let ended = first.delete(format!("{}/api/account/sessions/{other}", node_b.base_url)).send().await.unwrap();
+    assert_eq!(ended.status(), 204, "revoked through node B");
+    let (status, _) = sessions(second.clone(), node_a.base_url.clone()).await;
+    assert_eq!(status, 401, "node A no longer knows the revoked session");
+    let (status, left) = sessions(first, node_a.base_url.clone()).await;
+    assert_eq!((status, left.len()), (200, 1));
+
+    assert!(node_a.stop() && node_b.stop());
+    database.drop_blocking();
+}
+
+/// Signs `two@example.com` in through the node at `base` with `browser`.
+async fn sign_in_at(browser: &reqwest::Client, base: &str) -> bool {
+    let page = browser.get(format!("{base}/login")).send().await.unwrap().text().await.unwrap();
+    let token = crate::helpers::csrf_token_in(&page);
+    let response = browser
+        .post(format!("{base}/login"))
+        .form(&[("csrf_token", token.as_str()), ("email", "two@example.com"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    response.status() == 303
+}

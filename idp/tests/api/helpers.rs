@@ -31,10 +31,10 @@ impl Drop for TestApp {
 
 /// A PostgreSQL database of its own for one test, on the server named by `DATABASE_URL`; used when
 /// `TEST_BACKEND=postgres`, so that the black-box suite runs on PostgreSQL as well as on SQLite.
-struct TestDatabase {
+pub struct TestDatabase {
     admin_url: String,
     name: String,
-    url: String,
+    pub url: String,
 }
 
 impl TestDatabase {
@@ -42,7 +42,7 @@ impl TestDatabase {
         std::env::var("TEST_BACKEND").is_ok_and(|b| b == "postgres")
     }
 
-    async fn create() -> TestDatabase {
+    pub async fn create() -> TestDatabase {
         use sqlx::Connection;
         let admin_url = std::env::var("DATABASE_URL").expect("TEST_BACKEND=postgres needs DATABASE_URL");
         let name = format!("idp_test_{}", uuid::Uuid::new_v4().simple());
@@ -54,7 +54,7 @@ impl TestDatabase {
     }
 
     /// Drops the database from a thread of its own: `Drop` cannot await.
-    fn drop_blocking(self) {
+    pub fn drop_blocking(self) {
         let _ = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
             runtime.block_on(async {

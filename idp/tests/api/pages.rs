@@ -197,3 +197,20 @@ async fn pages_are_never_framed_cached_or_referred() {
         assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
     }
 }
+
+#[tokio::test]
+async fn form_posted_with_a_null_origin_is_judged_by_its_token() {
+    // Browsers send `Origin: null` for same-origin form posts under `Referrer-Policy: no-referrer`.
+    let app = spawn_app().await;
+    app.create_user("nora@example.com", PASSWORD).await;
+    let token = app.csrf_token("/login").await;
+    let response = app
+        .browser
+        .post(app.url("/login"))
+        .header("origin", "null")
+        .form(&[("csrf_token", token.as_str()), ("email", "nora@example.com"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+}

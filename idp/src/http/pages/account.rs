@@ -25,6 +25,16 @@ struct AccountPage<'a> {
     apps: Vec<AppJson>,
 }
 
+impl AccountPage<'_> {
+    /// `2026-11-24T09:11:00Z` as `2026-11-24 09:11 UTC`, for people.
+    fn human(&self, rfc3339: &str) -> String {
+        match (rfc3339.get(..10), rfc3339.get(11..16)) {
+            (Some(date), Some(time)) => format!("{date} {time} UTC"),
+            _ => rfc3339.to_owned(),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 pub struct ActionForm {
     csrf_token: Option<String>,
