@@ -99,12 +99,57 @@ pub enum KeyError {
     Sign(#[from] jsonwebtoken::errors::Error),
     #[error("no active {0} signing key (run `idp keys rotate --alg {0}`)")]
     NoActiveKey(SigningAlgorithm),
+    #[error("key {kid}: the private key is not {alg} PKCS#8")]
+    KeyPair { kid: String, alg: SigningAlgorithm },
+    #[error("signing with key {0} failed")]
+    Signing(String),
+    #[error("cannot encode the token: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// A private key parsed once into the key pair of aws-lc-rs (the crypto library jsonwebtoken's own signers
+/// wrap), so that issuing a token never parses a key again: re-parsing an RSA key per token doubles the
+/// cost of RS256 (issue 5's figures). jsonwebtoken's per-call signers are not `Send`/`Sync`, so they cannot
+/// be kept in the shared key ring.
+enum KeyPair {
+    Rsa(aws_lc_rs::rsa::KeyPair),
+    Ec(aws_lc_rs::signature::EcdsaKeyPair),
+    Ed(aws_lc_rs::signature::Ed25519KeyPair),
+}
+
+impl KeyPair {
+    fn from_pkcs8(alg: SigningAlgorithm, der: &[u8]) -> Option<KeyPair> {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
+        match alg {
+            SigningAlgorithm::Rs256 => aws_lc_rs::rsa::KeyPair::from_pkcs8(der).ok().map(KeyPair::Rsa),
+            SigningAlgorithm::Es256 => {
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der).ok().map(KeyPair::Ec)
+            }
+            // Our keys are PKCS#8 v1 (no embedded public key); the public key is derived from the seed.
+            SigningAlgorithm::EdDsa => Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).ok().map(KeyPair::Ed),
+        }
+    }
+
+    /// RS256: RSASSA-PKCS1-v1_5 SHA-256; ES256: P-256 SHA-256 in the fixed r||s form JWS requires
+    /// (RFC 7518 §3.4); EdDSA: Ed25519 (RFC 8037 §3.1).
+    fn sign(&self, message: &[u8]) -> Option<Vec<u8>> {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        match self {
+            KeyPair::Rsa(pair) => {
+                let mut signature = vec![0; pair.public_modulus_len()];
+                pair.sign(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &rng, message, &mut signature).ok()?;
+                Some(signature)
+            }
+            KeyPair::Ec(pair) => pair.sign(&rng, message).ok().map(|s| s.as_ref().to_vec()),
+            KeyPair::Ed(pair) => Some(pair.sign(message).as_ref().to_vec()),
+        }
+    }
 }
 
 /// A key ready to sign: the private key parsed once, and its public JWK.
 pub struct SigningKey {
     pub meta: KeyMeta,
-    encoding: EncodingKey,
+    pair: KeyPair,
     public: Jwk,
 }
 
@@ -128,7 +173,10 @@ impl SigningKey {
         if kid != meta.kid {
             return Err(KeyError::KidMismatch { kid: meta.kid, actual: kid });
         }
-        Ok(SigningKey { meta, encoding, public })
+        let pair = pkcs8_der(pem)
+            .and_then(|der| KeyPair::from_pkcs8(meta.alg, &der))
+            .ok_or_else(|| KeyError::KeyPair { kid: meta.kid.clone(), alg: meta.alg })?;
+        Ok(SigningKey { meta, pair, public })
     }
 
     /// Generates a new key; returns it with its PKCS#8 PEM encoding to store.
@@ -164,7 +212,10 @@ impl SigningKey {
         .map_err(parse_error)?;
         let (public, kid) = public_jwk(&encoding, alg).map_err(parse_error)?;
         let meta = KeyMeta { kid, ..provisional };
-        Ok((SigningKey { meta, encoding, public }, pem))
+        let pair = pkcs8_der(pem.as_bytes())
+            .and_then(|der| KeyPair::from_pkcs8(alg, &der))
+            .ok_or_else(|| KeyError::KeyPair { kid: meta.kid.clone(), alg })?;
+        Ok((SigningKey { meta, pair, public }, pem))
     }
 
     pub fn kid(&self) -> &str {
@@ -185,13 +236,27 @@ impl SigningKey {
         Ok(DecodingKey::from_jwk(&self.public)?)
     }
 
-    /// Signs `claims` as a compact JWS with this key, its `kid` and the given `typ`.
+    /// Signs `claims` as a JWS compact serialization (RFC 7515 §7.1) with this key, its `kid` and `typ`.
     pub fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, KeyError> {
+        use base64::Engine;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let mut header = Header::new(self.meta.alg.jwt());
         header.kid = Some(self.meta.kid.clone());
         header.typ = Some(typ.to_owned());
-        Ok(jsonwebtoken::encode(&header, claims, &self.encoding)?)
+        let mut jwt = String::with_capacity(640);
+        URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(&header)?, &mut jwt);
+        jwt.push('.');
+        URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(claims)?, &mut jwt);
+        let signature = self.pair.sign(jwt.as_bytes()).ok_or_else(|| KeyError::Signing(self.meta.kid.clone()))?;
+        jwt.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut jwt);
+        Ok(jwt)
     }
+}
+
+/// The PKCS#8 DER inside a PEM file.
+fn pkcs8_der(pem: &[u8]) -> Option<Vec<u8>> {
+    pem::parse(pem).ok().filter(|p| p.tag() == "PRIVATE KEY").map(|p| p.into_contents())
 }
 
 /// The public JWK of a private key, with its RFC 7638 thumbprint as `kid`.

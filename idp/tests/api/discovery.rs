@@ -21,7 +21,11 @@ async fn discovery_parses_with_openidconnect_and_names_this_issuer() {
     let metadata = discover(&app.base_url).await;
     assert_eq!(metadata.issuer().as_str(), app.base_url, "issuer is byte-equal to the discovery prefix");
     assert_eq!(metadata.jwks_uri().as_str(), app.url("/jwks"));
-    assert_eq!(metadata.jwks().keys().len(), 1, "openidconnect fetched the JWKS with the development key");
+    assert_eq!(
+        metadata.jwks().keys().len(),
+        2,
+        "openidconnect fetched the JWKS with the RS256 and ES256 development keys"
+    );
 }
 
 #[tokio::test]

@@ -57,11 +57,6 @@ pub struct AccessToken {
     pub claims: AccessTokenClaims,
 }
 
-/// The algorithm of access tokens: the first configured one.
-fn access_token_alg(config: &Config) -> SigningAlgorithm {
-    config.signing_algs.first().copied().unwrap_or(SigningAlgorithm::Rs256)
-}
-
 /// Signs an access token for `sub` (a user, or the client itself for client credentials).
 pub fn access_token(
     ctx: &GrantContext<'_>,
@@ -83,7 +78,7 @@ pub fn access_token(
         auth_time: session.map(|s| s.auth_time),
         sid: session.map(|s| s.sid.to_owned()),
     };
-    let jwt = ctx.ring.active(access_token_alg(ctx.config))?.sign(ACCESS_TOKEN_TYP, &claims)?;
+    let jwt = ctx.ring.active(ctx.config.access_token_alg)?.sign(ACCESS_TOKEN_TYP, &claims)?;
     Ok(AccessToken { jwt, claims })
 }
 

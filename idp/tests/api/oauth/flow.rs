@@ -424,7 +424,10 @@ pub async fn verified_jwt(app: &TestApp, token: &str, audience: &str) -> (jsonwe
         backchannel().get(app.url("/jwks")).send().await.unwrap().json().await.unwrap();
     let jwk = jwks.find(&kid).unwrap_or_else(|| panic!("kid {kid} is not in /jwks"));
     let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
-    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    // The algorithm is the key's own, never the header's choice (RFC 8725 §3.1).
+    let alg = jwk.common.key_algorithm.expect("every published key names its alg").to_string().parse().unwrap();
+    assert_eq!(header.alg, alg, "the header's alg is its key's");
+    let mut validation = jsonwebtoken::Validation::new(alg);
     validation.set_audience(&[audience]);
     validation.set_issuer(&[app.base_url.as_str()]);
     validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
