@@ -206,7 +206,8 @@ async fn admin_api_lists_and_ends_any_users_sessions() {
         .await
         .unwrap();
     assert_eq!(sessions.len(), 2);
-    let sid = sessions[0]["sid"].as_str().unwrap();
+    // End the other browser's session (the list is ordered by last activity, which ties within a second).
+    let sid = sessions.iter().find(|s| s["browser"] == "Firefox").unwrap()["sid"].as_str().unwrap();
     let response = admin
         .delete(app.url(&format!("/api/admin/users/{user}/sessions/{sid}")))
         .bearer_auth(&token)
