@@ -85,9 +85,9 @@ measure() {
 
 basic() { printf '%s:%s' "$1" "$2" | base64 -w0; }
 
-token_args() {  # id secret
-  echo -m POST -H "Authorization: Basic $(basic "$1" "$2")" -H "Content-Type: application/x-www-form-urlencoded" \
-    -d "grant_type=client_credentials&scope=media.read"
+token_request() {  # id secret → TOKEN_ARGS: oha arguments of a client-credentials token request
+  TOKEN_ARGS=(-m POST -H "Authorization: Basic $(basic "$1" "$2")"
+    -H "Content-Type: application/x-www-form-urlencoded" -d "grant_type=client_credentials&scope=media.read")
 }
 
 echo "== signing limit per core"
@@ -97,8 +97,10 @@ for alg in $ALGS; do
   echo "== client credentials, $alg"
   start_ours "$alg"; start_peer "$alg"
   for run in 1 2; do
-    measure "token-$alg" ours "$run" "$OURS_PID" "http://127.0.0.1:$OURS_PORT/token" $(token_args "$OURS_ID" "$OURS_SECRET")
-    measure "token-$alg" peer "$run" "$PEER_PID" "http://127.0.0.1:$PEER_PORT/token" $(token_args bench "$PEER_SECRET")
+    token_request "$OURS_ID" "$OURS_SECRET"
+    measure "token-$alg" ours "$run" "$OURS_PID" "http://127.0.0.1:$OURS_PORT/token" "${TOKEN_ARGS[@]}"
+    token_request bench "$PEER_SECRET"
+    measure "token-$alg" peer "$run" "$PEER_PID" "http://127.0.0.1:$PEER_PORT/token" "${TOKEN_ARGS[@]}"
   done
   if [ "$alg" = ES256 ]; then
     echo "== discovery, JWKS and introspection"

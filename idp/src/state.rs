@@ -30,8 +30,10 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Wakes the back-channel logout worker when deliveries were queued.
     pub backchannel_wake: Arc<Notify>,
-    /// The discovery document, serialised once.
-    pub discovery_json: Arc<str>,
+    /// Registered clients, cached for a few seconds (see `storage::client_cache`).
+    pub clients: Arc<crate::storage::client_cache::ClientCache>,
+    /// The discovery document, serialised once; cloning it shares the buffer.
+    pub discovery_json: axum::body::Bytes,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +93,7 @@ impl AppState {
             sessions,
             http,
             backchannel_wake: Arc::new(Notify::new()),
+            clients: Arc::default(),
             discovery_json,
         })
     }

@@ -288,7 +288,8 @@ pub fn rotate(keys: &mut Vec<KeyMeta>, new: KeyMeta, now: OffsetDateTime, retent
 /// The keys in force at one moment: the active key per algorithm, and the published JWKS, serialised once.
 pub struct KeyRing {
     keys: Vec<SigningKey>,
-    jwks_json: String,
+    /// Shared by every response: cloning only counts a reference.
+    jwks_json: bytes::Bytes,
     /// When the published set next changes because a retired key's time runs out.
     next_change_at: Option<i64>,
 }
@@ -305,7 +306,7 @@ impl KeyRing {
         let keys: Vec<SigningKey> = keys.into_iter().filter(|k| k.meta.is_published(now, retention)).collect();
         let jwks = JwkSet { keys: keys.iter().map(|k| k.public.clone()).collect() };
         // Serialising a JwkSet of plain strings cannot fail; an empty set is the safe fallback.
-        let jwks_json = serde_json::to_string(&jwks).unwrap_or_else(|_| String::from("{\"keys\":[]}"));
+        let jwks_json = serde_json::to_vec(&jwks).unwrap_or_else(|_| b"{\"keys\":[]}".to_vec()).into();
         let next_change_at = keys.iter().filter_map(|k| k.meta.unpublish_at(retention)).min();
         KeyRing { keys, jwks_json, next_change_at }
     }
@@ -329,8 +330,8 @@ impl KeyRing {
     }
 
     /// The JWKS document (RFC 7517 §5), serialised when the ring was built.
-    pub fn jwks_json(&self) -> &str {
-        &self.jwks_json
+    pub fn jwks_json(&self) -> bytes::Bytes {
+        self.jwks_json.clone()
     }
 
     /// Whether the ring must be rebuilt because time moved a key out of publication.
@@ -382,7 +383,7 @@ mod tests {
         let (rsa, _) = SigningKey::generate(SigningAlgorithm::Rs256, at(0)).unwrap();
         let (ec, _) = SigningKey::generate(SigningAlgorithm::Es256, at(0)).unwrap();
         let ring = KeyRing::new(vec![rsa, ec], at(0), RETENTION);
-        let jwks: serde_json::Value = serde_json::from_str(ring.jwks_json()).unwrap();
+        let jwks: serde_json::Value = serde_json::from_slice(&ring.jwks_json()).unwrap();
         let keys = jwks["keys"].as_array().unwrap();
         assert_eq!(keys.len(), 2);
         for key in keys {

@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 use crate::config::DatabaseUrl;
 
 pub mod backchannel;
+pub mod client_cache;
 pub mod clients;
 pub mod grants;
 pub mod keystore;

@@ -2,6 +2,8 @@
 //! (`client_secret_basic`), body credentials (`client_secret_post`) or, for public clients, the bare
 //! `client_id` (`none`). A client must use the method it registered; two methods at once are refused.
 
+use std::sync::Arc;
+
 use axum::http::{HeaderMap, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -9,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use super::params::FormParams;
 use crate::domain::clients::{AuthMethod, Client};
 use crate::error::{Error, ErrorCode};
-use crate::storage::Database;
+use crate::state::AppState;
 
 fn invalid_client() -> Error {
     Error::oauth(ErrorCode::InvalidClient, "client authentication failed")
@@ -56,14 +58,14 @@ fn presented(headers: &HeaderMap, params: &FormParams) -> Result<Presented, Erro
 }
 
 /// Authenticates the calling client, or answers `invalid_client` (401).
-pub async fn authenticate(db: &Database, headers: &HeaderMap, params: &FormParams) -> Result<Client, Error> {
+pub async fn authenticate(state: &AppState, headers: &HeaderMap, params: &FormParams) -> Result<Arc<Client>, Error> {
     let presented = presented(headers, params)?;
     let (id, method, secret) = match &presented {
         Presented::Basic { id, secret } => (id, AuthMethod::ClientSecretBasic, Some(secret)),
         Presented::Post { id, secret } => (id, AuthMethod::ClientSecretPost, Some(secret)),
         Presented::None { id } => (id, AuthMethod::None, None),
     };
-    let Some(client) = db.clients().find(id).await? else {
+    let Some(client) = state.clients.find(&state.db, id).await? else {
         tracing::debug!("unknown client");
         return Err(invalid_client());
     };

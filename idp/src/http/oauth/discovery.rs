@@ -103,6 +103,6 @@ pub async fn openid_configuration(State(state): State<AppState>) -> impl IntoRes
             (header::CACHE_CONTROL, super::super::public_cache(state.config.jwks_cache_ttl)),
             (header::ACCESS_CONTROL_ALLOW_ORIGIN, header::HeaderValue::from_static("*")),
         ],
-        state.discovery_json.to_string(),
+        state.discovery_json.clone(),
     )
 }

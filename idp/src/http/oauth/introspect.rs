@@ -59,7 +59,7 @@ pub async fn introspect(
     body: Bytes,
 ) -> Result<Json<Introspection>, Error> {
     let params = FormParams::from_body(&headers, &body)?;
-    let caller = client_auth::authenticate(&state.db, &headers, &params).await?;
+    let caller = client_auth::authenticate(&state, &headers, &params).await?;
     // RFC 7662 §2.1: the endpoint must not let anyone scan tokens; a public client proves nothing.
     if caller.is_public() {
         return Err(Error::oauth(ErrorCode::InvalidClient, "introspection needs a confidential client"));

@@ -21,6 +21,6 @@ pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
             (header::CACHE_CONTROL, super::super::public_cache(state.config.jwks_cache_ttl)),
             (header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")),
         ],
-        ring.jwks_json().to_owned(),
+        ring.jwks_json(),
     )
 }

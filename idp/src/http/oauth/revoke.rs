@@ -25,7 +25,7 @@ pub const PATH: &str = "/revoke";
     ))]
 pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<StatusCode, Error> {
     let params = FormParams::from_body(&headers, &body)?;
-    let client = client_auth::authenticate(&state.db, &headers, &params).await?;
+    let client = client_auth::authenticate(&state, &headers, &params).await?;
     let token = params.require("token")?;
     let now = state.clock.now();
     let grants = state.db.grants();

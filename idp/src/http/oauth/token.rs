@@ -73,7 +73,7 @@ pub async fn token(
 ) -> Result<Json<TokenResponse>, Error> {
     let params = FormParams::from_body(&headers, &body)?;
     let request = TokenRequest::parse(&params)?;
-    let client = client_auth::authenticate(&state.db, &headers, &params).await?;
+    let client = client_auth::authenticate(&state, &headers, &params).await?;
     if !client.allows_grant(request.grant_type()) {
         return Err(Error::oauth(
             ErrorCode::UnauthorizedClient,
