@@ -151,6 +151,8 @@ pub struct SigningKey {
     pub meta: KeyMeta,
     pair: KeyPair,
     public: Jwk,
+    /// The public key, parsed once for verifying this issuer's own tokens (introspection, userinfo).
+    verifier: DecodingKey,
 }
 
 impl fmt::Debug for SigningKey {
@@ -176,7 +178,8 @@ impl SigningKey {
         let pair = pkcs8_der(pem)
             .and_then(|der| KeyPair::from_pkcs8(meta.alg, &der))
             .ok_or_else(|| KeyError::KeyPair { kid: meta.kid.clone(), alg: meta.alg })?;
-        Ok(SigningKey { meta, pair, public })
+        let verifier = DecodingKey::from_jwk(&public)?;
+        Ok(SigningKey { meta, pair, public, verifier })
     }
 
     /// Generates a new key; returns it with its PKCS#8 PEM encoding to store.
@@ -215,7 +218,8 @@ impl SigningKey {
         let pair = pkcs8_der(pem.as_bytes())
             .and_then(|der| KeyPair::from_pkcs8(alg, &der))
             .ok_or_else(|| KeyError::KeyPair { kid: meta.kid.clone(), alg })?;
-        Ok((SigningKey { meta, pair, public }, pem))
+        let verifier = DecodingKey::from_jwk(&public)?;
+        Ok((SigningKey { meta, pair, public, verifier }, pem))
     }
 
     pub fn kid(&self) -> &str {
@@ -231,9 +235,10 @@ impl SigningKey {
         &self.public
     }
 
-    /// A verification key for this key's public part (resource servers build theirs from the JWKS).
-    pub fn decoding_key(&self) -> Result<DecodingKey, KeyError> {
-        Ok(DecodingKey::from_jwk(&self.public)?)
+    /// The verification key of this key's public part, parsed once (resource servers build theirs from
+    /// the JWKS).
+    pub fn decoding_key(&self) -> &DecodingKey {
+        &self.verifier
     }
 
     /// Signs `claims` as a JWS compact serialization (RFC 7515 §7.1) with this key, its `kid` and `typ`.
@@ -362,7 +367,7 @@ mod tests {
         let mut validation = Validation::new(key.alg().jwt());
         validation.required_spec_claims.clear();
         validation.validate_exp = false;
-        jsonwebtoken::decode::<serde_json::Value>(token, &key.decoding_key().unwrap(), &validation)
+        jsonwebtoken::decode::<serde_json::Value>(token, key.decoding_key(), &validation)
             .map(|d| d.claims)
             .map_err(|e| e.to_string())
     }

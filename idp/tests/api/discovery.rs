@@ -89,7 +89,7 @@ async fn rotated_key_signs_at_once_while_the_old_key_stays_in_the_jwks() {
     let header = jsonwebtoken::decode_header(signer.sign("JWT", &serde_json::json!({})).unwrap()).unwrap();
     assert_eq!(header.kid.as_deref(), Some(new.kid.as_str()));
 
-    let old_key = ring.find(&old_kid).unwrap().decoding_key().unwrap();
+    let old_key = ring.find(&old_kid).unwrap().decoding_key().clone();
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
     validation.required_spec_claims.clear();
     validation.validate_exp = false;

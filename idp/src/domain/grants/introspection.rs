@@ -2,9 +2,10 @@
 //! `typ`, issuer, audience and lifetime, whose grant (or itself) has not been revoked; or a refresh token
 //! that has not been rotated, has not expired and whose grant is live.
 
-use jsonwebtoken::{Validation, decode, decode_header};
+use jsonwebtoken::{Header, Validation, decode, decode_header};
 
 use super::issue::GrantContext;
+use crate::domain::keys::SigningKey;
 use crate::domain::tokens::{self, ACCESS_TOKEN_TYP, AccessTokenClaims, IdTokenClaims};
 use crate::error::Error;
 use crate::storage::grants::RefreshRecord;
@@ -19,17 +20,11 @@ pub fn verify_access_token(ctx: &GrantContext<'_>, token: &str) -> Option<Access
     if !typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) && !typ.eq_ignore_ascii_case("application/at+jwt") {
         return None;
     }
-    let key = ctx.ring.find(header.kid.as_deref()?)?;
-    // One key, one algorithm (RFC 8725 §3.1): the header may not choose another.
-    if header.alg != key.alg().jwt() {
-        return None;
-    }
-    let mut validation = Validation::new(key.alg().jwt());
-    validation.set_issuer(&[ctx.config.endpoint("")]);
+    let (key, mut validation) = key_for(ctx, &header)?;
     validation.set_audience(&[&ctx.config.access_token_audience]);
     validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
     validation.leeway = LEEWAY_SECS;
-    let claims = decode::<AccessTokenClaims>(token, &key.decoding_key().ok()?, &validation).ok()?.claims;
+    let claims = decode::<AccessTokenClaims>(token, key.decoding_key(), &validation).ok()?.claims;
     (claims.exp > ctx.now_secs()).then_some(claims)
 }
 
@@ -59,14 +54,21 @@ pub fn verify_id_token_hint(ctx: &GrantContext<'_>, token: &str) -> Option<IdTok
     if header.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)) {
         return None;
     }
+    let (key, mut validation) = key_for(ctx, &header)?;
+    validation.validate_aud = false;
+    validation.validate_exp = false;
+    validation.set_required_spec_claims(&["iss", "sub", "aud"]);
+    decode::<IdTokenClaims>(token, key.decoding_key(), &validation).ok().map(|data| data.claims)
+}
+
+/// The published key a JWT's header names, if the header asks for that key's own algorithm (RFC 8725 §3.1:
+/// one key, one algorithm; the header may not choose another), with a validation for this issuer.
+fn key_for<'a>(ctx: &'a GrantContext<'_>, header: &Header) -> Option<(&'a SigningKey, Validation)> {
     let key = ctx.ring.find(header.kid.as_deref()?)?;
     if header.alg != key.alg().jwt() {
         return None;
     }
     let mut validation = Validation::new(key.alg().jwt());
     validation.set_issuer(&[ctx.config.endpoint("")]);
-    validation.validate_aud = false;
-    validation.validate_exp = false;
-    validation.set_required_spec_claims(&["iss", "sub", "aud"]);
-    decode::<IdTokenClaims>(token, &key.decoding_key().ok()?, &validation).ok().map(|data| data.claims)
+    Some((key, validation))
 }
