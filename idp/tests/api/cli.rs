@@ -338,7 +338,7 @@ async fn two_nodes_sharing_postgres_and_redis_see_and_revoke_the_same_sessions()
     let node_a = Server::start(dir.path(), &env).await;
     env.insert("IDP_BIND".into(), format!("127.0.0.1:{port_b}"));
     let node_b = Server::start(dir.path(), &env).await;
-    json_output(&idp(
+    let user = json_output(&idp(
         dir.path(),
         &env,
         &["user", "create", "--email", "two@example.com", "--password-stdin"],
@@ -366,6 +366,9 @@ async fn two_nodes_sharing_postgres_and_redis_see_and_revoke_the_same_sessions()
     assert_eq!((status, left.len()), (200, 1));
 
     assert!(node_a.stop() && node_b.stop());
+    // Leave nothing behind: the remaining session (and its index) in Redis, then the database.
+    let store = session_store::Store::redis(&env["IDP_REDIS_URL"], &env["IDP_REDIS_KEY_PREFIX"]).await.unwrap();
+    store.revoke_all(user["id"].as_str().unwrap(), None).await.unwrap();
     database.drop_blocking();
 }
 
