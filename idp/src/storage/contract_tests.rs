@@ -71,6 +71,7 @@ contract!(
     consent_is_replaced_on_save,
     purge_removes_only_what_can_no_longer_matter,
     ending_a_session_revokes_its_grants_and_queues_logouts_once,
+    apps_are_the_clients_with_consent_or_live_grants,
 );
 
 fn now() -> OffsetDateTime {
@@ -312,4 +313,26 @@ async fn ending_a_session_revokes_its_grants_and_queues_logouts_once(db: Databas
     assert_eq!(again[0].attempts, 1);
     db.backchannel().mark_delivered(&again[0].id, 13).await.unwrap();
     assert_eq!(db.backchannel().pending().await.unwrap(), 0);
+}
+
+async fn apps_are_the_clients_with_consent_or_live_grants(db: Database) {
+    let user = UserId::new().to_string();
+    db.grants().save_consent(&user, "consented", &Scopes::parse("openid email").unwrap(), 7).await.unwrap();
+    let mut tx = db.grants().begin().await.unwrap();
+    tx.insert_grant(&Grant { client_id: "consented".into(), user_id: user.clone(), ..grant("g1") }).await.unwrap();
+    tx.insert_grant(&Grant { client_id: "tokens-only".into(), user_id: user.clone(), ..grant("g2") }).await.unwrap();
+    tx.insert_grant(&Grant { client_id: "revoked".into(), user_id: user.clone(), ..grant("g3") }).await.unwrap();
+    tx.commit().await.unwrap();
+    db.grants().revoke_grant("g3", 3).await.unwrap();
+
+    let apps = db.grants().apps_of_user(&user, 10).await.unwrap();
+    let summary: Vec<(&str, Option<String>, Option<i64>, i64)> = apps
+        .iter()
+        .map(|a| (a.client_id.as_str(), a.scope.as_ref().map(|s| s.to_string()), a.granted_at, a.live_grants))
+        .collect();
+    assert_eq!(
+        summary,
+        [("consented", Some("email openid".to_owned()), Some(7), 1), ("tokens-only", None, None, 1)],
+        "a revoked grant gives no access"
+    );
 }

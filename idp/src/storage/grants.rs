@@ -252,7 +252,7 @@ impl<'a> Grants<'a> {
              (SELECT COUNT(*) FROM grants g WHERE g.user_id = $1 AND g.client_id = c.client_id \
               AND g.revoked_at IS NULL AND g.expires_at > $2) \
              FROM (SELECT client_id, scope, granted_at FROM consents WHERE user_id = $1 \
-                   UNION SELECT DISTINCT client_id, NULL, NULL FROM grants \
+                   UNION SELECT DISTINCT client_id, CAST(NULL AS TEXT), CAST(NULL AS BIGINT) FROM grants \
                    WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
                    AND client_id NOT IN (SELECT client_id FROM consents WHERE user_id = $1)) c \
              ORDER BY c.client_id",
