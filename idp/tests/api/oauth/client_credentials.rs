@@ -1,6 +1,8 @@
 //! The client_credentials grant (RFC 6749 §4.4): an access token for the client itself, nothing more.
 
-use crate::oauth::flow::{SERVICE_SCOPE, client_credentials, register, service, setup, tokens_from, verified_jwt};
+use crate::oauth::flow::{
+    SERVICE_SCOPE, client_credentials, oauth_error, register, service, setup, tokens_from, verified_jwt,
+};
 
 #[tokio::test]
 async fn client_credentials_issue_only_an_access_token() {
@@ -22,4 +24,18 @@ async fn client_credentials_access_token_has_the_client_as_subject() {
     assert_eq!(claims["sub"], client.id.as_str());
     assert_eq!(claims["client_id"], client.id.as_str());
     assert_eq!(claims["scope"], SERVICE_SCOPE);
+}
+
+/// Issue 2: a client deleted while the server runs stops working within a few seconds (clients are cached
+/// for at most `CLIENT_CACHE_TTL`).
+#[tokio::test]
+async fn a_deleted_client_stops_working_within_seconds() {
+    let app = crate::helpers::spawn_app().await;
+    let client = register(&app, service()).await;
+    assert_eq!(client_credentials(&app, &client).await.status(), 200);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!(app.state.db.clients().delete(&client.id, now).await.unwrap());
+    tokio::time::sleep(idp::storage::client_cache::CLIENT_CACHE_TTL + std::time::Duration::from_millis(200)).await;
+    let (status, error) = oauth_error(client_credentials(&app, &client).await).await;
+    assert_eq!((status, error.as_str()), (401, "invalid_client"));
 }
