@@ -106,6 +106,16 @@ impl AppState {
         crate::domain::grants::issue::GrantContext { db: &self.db, config: &self.config, ring, now: self.clock.now() }
     }
 
+    /// Account operations (sessions, apps) at the current time.
+    pub fn accounts(&self) -> crate::domain::account::Accounts<'_> {
+        crate::domain::account::Accounts {
+            db: &self.db,
+            store: &self.sessions,
+            wake: &self.backchannel_wake,
+            now: self.clock.now().unix_timestamp(),
+        }
+    }
+
     /// Starts the background work of a node: key reloads, back-channel logout deliveries and the removal of
     /// expired sessions. The tasks run until aborted.
     pub fn spawn_background(&self) -> Vec<tokio::task::JoinHandle<()>> {

@@ -3,9 +3,11 @@
 //!
 //! Ending a session deletes it from the session store, revokes every grant issued in it (refresh tokens
 //! and access tokens alike) and, in the same database transaction, queues a back-channel logout for each
-//! client that took part in it.
+//! client that took part in it, then wakes the delivery worker: every way of ending a session goes through
+//! [`Accounts`], so none can forget a step.
 
 use session_store::Store;
+use tokio::sync::Notify;
 use tower_sessions::session::Id;
 
 use super::sessions::{LoginRecord, describe_user_agent};
@@ -29,82 +31,94 @@ fn store_error(e: session_store::Error) -> Error {
     Error::Unavailable(anyhow::Error::new(e).context("session store"))
 }
 
-/// The user's signed-in sessions, most recently seen first.
-pub async fn sessions(store: &Store, user_id: &str) -> Result<Vec<SessionEntry>, Error> {
-    let records = store.list(user_id).await.map_err(store_error)?;
-    let mut entries: Vec<SessionEntry> = records
-        .into_iter()
-        .filter_map(|record| {
-            let login: LoginRecord = serde_json::from_value(record.data.get(LOGIN_KEY)?.clone()).ok()?;
-            let (browser, os) = describe_user_agent(&login.user_agent);
-            (login.user_id == user_id).then_some(SessionEntry { id: record.id, login, browser, os })
-        })
-        .collect();
-    entries.sort_by_key(|e| std::cmp::Reverse(e.login.last_seen));
-    Ok(entries)
+/// Account operations at one moment (`now`), over the database, the session store and the wake-up of the
+/// back-channel logout worker. Built per request by `AppState::accounts`.
+pub struct Accounts<'a> {
+    pub db: &'a Database,
+    pub store: &'a Store,
+    pub wake: &'a Notify,
+    pub now: i64,
 }
 
-/// Revokes the grants of `sid` and queues its back-channel logouts, in one transaction.
-async fn revoke_grants(db: &Database, user_id: &str, sid: &str, now: i64) -> Result<(), Error> {
-    let mut tx = db.grants().begin().await?;
-    tx.end_session(user_id, sid, now).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-/// Ends the session `sid` of `user_id`; false when the user has no such session.
-pub async fn end_session(db: &Database, store: &Store, user_id: &str, sid: &str, now: i64) -> Result<bool, Error> {
-    let Some(entry) = sessions(store, user_id).await?.into_iter().find(|e| e.login.sid == sid) else {
-        return Ok(false);
-    };
-    revoke_grants(db, user_id, sid, now).await?;
-    store.revoke(user_id, &entry.id).await.map_err(store_error)?;
-    tracing::info!(user = user_id, sid, "session ended");
-    Ok(true)
-}
-
-/// Ends the session the current browser is signed in with (sign-out, logout): its grants are revoked and
-/// back-channel logouts queued; the caller clears the browser's session itself.
-pub async fn end_current_session(db: &Database, login: &LoginRecord, now: i64) -> Result<(), Error> {
-    revoke_grants(db, &login.user_id, &login.sid, now).await
-}
-
-/// Ends every session of the user but `except` (the current browser's, when given). Returns how many.
-pub async fn end_other_sessions(
-    db: &Database,
-    store: &Store,
-    user_id: &str,
-    except: Option<&Id>,
-    now: i64,
-) -> Result<usize, Error> {
-    let mut ended = 0;
-    for entry in sessions(store, user_id).await? {
-        if Some(&entry.id) == except {
-            continue;
-        }
-        revoke_grants(db, user_id, &entry.login.sid, now).await?;
-        if store.revoke(user_id, &entry.id).await.map_err(store_error)? {
-            ended += 1;
-        }
+impl Accounts<'_> {
+    /// The user's signed-in sessions, most recently seen first.
+    pub async fn sessions(&self, user_id: &str) -> Result<Vec<SessionEntry>, Error> {
+        let records = self.store.list(user_id).await.map_err(store_error)?;
+        let mut entries: Vec<SessionEntry> = records
+            .into_iter()
+            .filter_map(|record| {
+                let login: LoginRecord = serde_json::from_value(record.data.get(LOGIN_KEY)?.clone()).ok()?;
+                let (browser, os) = describe_user_agent(&login.user_agent);
+                (login.user_id == user_id).then_some(SessionEntry { id: record.id, login, browser, os })
+            })
+            .collect();
+        entries.sort_by_key(|e| std::cmp::Reverse(e.login.last_seen));
+        Ok(entries)
     }
-    Ok(ended)
-}
 
-/// The apps (clients) holding the user's consent or live tokens, with their names.
-pub async fn apps(db: &Database, user_id: &str, now: i64) -> Result<Vec<(AppAccess, String)>, Error> {
-    let mut apps = Vec::new();
-    for access in db.grants().apps_of_user(user_id, now).await? {
-        let name =
-            db.clients().find(&access.client_id).await?.map(|c| c.name).unwrap_or_else(|| access.client_id.clone());
-        apps.push((access, name));
+    /// Revokes the grants of `sid` and queues its back-channel logouts in one transaction, then wakes the
+    /// worker that sends them.
+    async fn revoke_grants(&self, user_id: &str, sid: &str) -> Result<(), Error> {
+        let mut tx = self.db.grants().begin().await?;
+        tx.end_session(user_id, sid, self.now).await?;
+        tx.commit().await?;
+        self.wake.notify_one();
+        Ok(())
     }
-    Ok(apps)
-}
 
-/// Removes an app: its consent is forgotten and every token it holds for the user revoked.
-pub async fn revoke_app(db: &Database, user_id: &str, client_id: &str, now: i64) -> Result<bool, Error> {
-    let mut tx = db.grants().begin().await?;
-    let done = tx.revoke_app(user_id, client_id, now).await?;
-    tx.commit().await?;
-    Ok(done)
+    /// Ends the session `sid` of `user_id`; false when the user has no such session.
+    pub async fn end_session(&self, user_id: &str, sid: &str) -> Result<bool, Error> {
+        let Some(entry) = self.sessions(user_id).await?.into_iter().find(|e| e.login.sid == sid) else {
+            return Ok(false);
+        };
+        self.revoke_grants(user_id, sid).await?;
+        self.store.revoke(user_id, &entry.id).await.map_err(store_error)?;
+        tracing::info!(user = user_id, sid, "session ended");
+        Ok(true)
+    }
+
+    /// Ends the session the current browser is signed in with (sign-out, logout): its grants are revoked and
+    /// back-channel logouts queued; the caller clears the browser's session itself.
+    pub async fn end_current_session(&self, login: &LoginRecord) -> Result<(), Error> {
+        self.revoke_grants(&login.user_id, &login.sid).await
+    }
+
+    /// Ends every session of the user but `except` (the current browser's, when given). Returns how many.
+    pub async fn end_other_sessions(&self, user_id: &str, except: Option<&Id>) -> Result<usize, Error> {
+        let mut ended = 0;
+        for entry in self.sessions(user_id).await? {
+            if Some(&entry.id) == except {
+                continue;
+            }
+            self.revoke_grants(user_id, &entry.login.sid).await?;
+            if self.store.revoke(user_id, &entry.id).await.map_err(store_error)? {
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
+    /// The apps (clients) holding the user's consent or live tokens, with their names.
+    pub async fn apps(&self, user_id: &str) -> Result<Vec<(AppAccess, String)>, Error> {
+        let mut apps = Vec::new();
+        for access in self.db.grants().apps_of_user(user_id, self.now).await? {
+            let name = self
+                .db
+                .clients()
+                .find(&access.client_id)
+                .await?
+                .map(|c| c.name)
+                .unwrap_or_else(|| access.client_id.clone());
+            apps.push((access, name));
+        }
+        Ok(apps)
+    }
+
+    /// Removes an app: its consent is forgotten and every token it holds for the user revoked.
+    pub async fn revoke_app(&self, user_id: &str, client_id: &str) -> Result<bool, Error> {
+        let mut tx = self.db.grants().begin().await?;
+        let done = tx.revoke_app(user_id, client_id, self.now).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
 }

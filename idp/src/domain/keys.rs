@@ -230,11 +230,6 @@ impl SigningKey {
         self.meta.alg
     }
 
-    /// The public JWK as published (`kid`, `alg`, `use: sig`; no private parameters).
-    pub fn public_jwk(&self) -> &Jwk {
-        &self.public
-    }
-
     /// The verification key of this key's public part, parsed once (resource servers build theirs from
     /// the JWKS).
     pub fn decoding_key(&self) -> &DecodingKey {
@@ -342,11 +337,6 @@ impl KeyRing {
     /// Whether the ring must be rebuilt because time moved a key out of publication.
     pub fn is_stale(&self, now: OffsetDateTime) -> bool {
         self.next_change_at.is_some_and(|at| now.unix_timestamp() >= at)
-    }
-
-    /// The algorithms that have an active key, in the order given.
-    pub fn active_algorithms(&self, order: &[SigningAlgorithm]) -> Vec<SigningAlgorithm> {
-        order.iter().copied().filter(|alg| self.active(*alg).is_ok()).collect()
     }
 }
 

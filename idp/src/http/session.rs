@@ -54,6 +54,16 @@ pub async fn sign_out(session: &Session) -> Result<(), SessionError> {
     Ok(())
 }
 
+/// Signs this browser out: every grant of its session is revoked and the session's clients are told
+/// (back-channel logout), then the session is deleted and its cookie removed.
+pub async fn end_browser_session(state: &crate::state::AppState, session: &Session) -> Result<(), crate::error::Error> {
+    let unavailable = |e: SessionError| crate::error::Error::Unavailable(e.into());
+    if let Some(login) = current(session).await.map_err(unavailable)? {
+        state.accounts().end_current_session(&login).await?;
+    }
+    sign_out(session).await.map_err(unavailable)
+}
+
 /// Middleware: records the signed-in person's activity (`last_seen`, at most once a minute).
 pub async fn keep_last_seen(
     axum::extract::State(state): axum::extract::State<crate::state::AppState>,

@@ -71,6 +71,7 @@ contract!(
     consent_is_replaced_on_save,
     purge_removes_only_what_can_no_longer_matter,
     ending_a_session_revokes_its_grants_and_queues_logouts_once,
+    deliveries_are_leased_retried_and_marked_delivered,
     apps_are_the_clients_with_consent_or_live_grants,
 );
 
@@ -279,33 +280,49 @@ async fn purge_removes_only_what_can_no_longer_matter(db: Database) {
     assert!(db.grants().find_code("old-code").await.unwrap().is_none());
 }
 
-async fn ending_a_session_revokes_its_grants_and_queues_logouts_once(db: Database) {
+/// A client with a back-channel logout URI, a user with a grant from it in session `sid` (access token
+/// `at1`) and another in session `other` (`at2`); then session `sid` is ended. Returns the user id.
+async fn end_a_session_with_a_backchannel_client(db: &Database) -> String {
     let new = registration("Relying party").validate(now()).unwrap();
     db.clients().insert(&new.client).await.unwrap();
     let user = UserId::new().to_string();
     let in_session = Grant { client_id: new.client.id.as_str().into(), user_id: user.clone(), ..grant("g1") };
-    let elsewhere = Grant { sid: "other".into(), ..in_session.clone() };
+    let elsewhere = Grant { id: "g2".into(), sid: "other".into(), ..in_session.clone() };
     let mut tx = db.grants().begin().await.unwrap();
     tx.insert_grant(&in_session).await.unwrap();
-    tx.insert_grant(&Grant { id: "g2".into(), ..elsewhere }).await.unwrap();
+    tx.insert_grant(&elsewhere).await.unwrap();
     tx.insert_access_token("at1", "g1", i64::MAX).await.unwrap();
     tx.insert_access_token("at2", "g2", i64::MAX).await.unwrap();
     tx.commit().await.unwrap();
+    let mut tx = db.grants().begin().await.unwrap();
+    tx.end_session(&user, "sid", 10).await.unwrap();
+    tx.commit().await.unwrap();
+    user
+}
 
-    for _ in 0..2 {
-        let mut tx = db.grants().begin().await.unwrap();
-        tx.end_session(&user, "sid", 10).await.unwrap();
-        tx.commit().await.unwrap();
-    }
+async fn ending_a_session_revokes_its_grants_and_queues_logouts_once(db: Database) {
+    let user = end_a_session_with_a_backchannel_client(&db).await;
+    let mut tx = db.grants().begin().await.unwrap();
+    tx.end_session(&user, "sid", 11).await.unwrap();
+    tx.commit().await.unwrap();
     assert_eq!(db.grants().user_access_token_active("at1").await.unwrap(), Some(false));
     assert_eq!(db.grants().user_access_token_active("at2").await.unwrap(), Some(true), "another session is untouched");
-    assert_eq!(db.backchannel().pending().await.unwrap(), 1, "one delivery per session and client");
-    let due = db.backchannel().claim_due(10, 30, 10).await.unwrap();
-    assert_eq!(due.len(), 1);
+    assert_eq!(
+        db.backchannel().pending().await.unwrap(),
+        1,
+        "one delivery per session and client, however often ended"
+    );
+    let due = db.backchannel().claim_due(11, 30, 10).await.unwrap();
     assert_eq!(
         (due[0].uri.as_str(), due[0].sid.as_str(), due[0].sub.as_str()),
         ("https://app.example.com/backchannel", "sid", user.as_str())
     );
+}
+
+async fn deliveries_are_leased_retried_and_marked_delivered(db: Database) {
+    end_a_session_with_a_backchannel_client(&db).await;
+    let due = db.backchannel().claim_due(10, 30, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
     assert!(db.backchannel().claim_due(10, 30, 10).await.unwrap().is_empty(), "claimed deliveries are leased");
     db.backchannel().retry_later(&due[0].id, "HTTP 503", 12).await.unwrap();
     assert!(db.backchannel().claim_due(11, 30, 10).await.unwrap().is_empty(), "not due before the retry time");

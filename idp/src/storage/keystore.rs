@@ -49,10 +49,6 @@ impl KeyStore {
         KeyStore { dir: dir.into() }
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn io(&self, path: &Path) -> impl FnOnce(std::io::Error) -> KeyStoreError {
         let path = path.to_path_buf();
         move |source| KeyStoreError::Io { path, source }

@@ -70,7 +70,7 @@ fn to_time(secs: i64) -> Result<OffsetDateTime, StorageError> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
+enum Backend {
     Sqlite,
     Postgres,
 }
@@ -79,7 +79,6 @@ pub enum Backend {
 #[derive(Debug, Clone)]
 pub struct Database {
     pool: AnyPool,
-    backend: Backend,
 }
 
 impl Database {
@@ -109,7 +108,7 @@ impl Database {
             })
             .connect_with(options)
             .await?;
-        Ok(Database { pool, backend })
+        Ok(Database { pool })
     }
 
     /// Applies the pending migrations (idempotent; concurrent runs are serialised by sqlx's lock).
@@ -122,10 +121,6 @@ impl Database {
     pub async fn ping(&self) -> Result<(), StorageError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
-    }
-
-    pub fn backend(&self) -> Backend {
-        self.backend
     }
 
     pub fn users(&self) -> Users<'_> {

@@ -16,6 +16,11 @@ use crate::oauth::flow::{
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
 const SAFARI: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
 
+/// A GET with `Authorization: Bearer <token>` and no cookies.
+async fn get_with_token(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
+    reqwest::Client::new().get(app.url(path)).bearer_auth(token).send().await.unwrap()
+}
+
 /// The account API's session list, as the current browser sees it.
 async fn my_sessions(app: &TestApp) -> Vec<Value> {
     let response = app.get("/api/account/sessions").await;
@@ -129,12 +134,7 @@ async fn account_api_accepts_an_access_token_with_the_account_scope() {
     )
     .await;
     let tokens = tokens_for(&app, &client, &AuthRequest::new(&client).with("scope", "openid account")).await;
-    let response = reqwest::Client::new()
-        .get(app.url("/api/account/sessions"))
-        .bearer_auth(field(&tokens, "access_token"))
-        .send()
-        .await
-        .unwrap();
+    let response = get_with_token(&app, "/api/account/sessions", &field(&tokens, "access_token")).await;
     assert_eq!(response.status(), 200);
     let sessions = response.json::<Vec<Value>>().await.unwrap();
     assert_eq!(sessions.len(), 1);
@@ -145,12 +145,7 @@ async fn account_api_accepts_an_access_token_with_the_account_scope() {
 async fn account_api_refuses_a_token_without_the_account_scope() {
     let (app, client) = setup().await;
     let tokens = tokens(&app, &client).await;
-    let response = reqwest::Client::new()
-        .get(app.url("/api/account/sessions"))
-        .bearer_auth(field(&tokens, "access_token"))
-        .send()
-        .await
-        .unwrap();
+    let response = get_with_token(&app, "/api/account/sessions", &field(&tokens, "access_token")).await;
     assert_eq!(response.status(), 403);
 }
 
@@ -196,15 +191,8 @@ async fn admin_api_lists_and_ends_any_users_sessions() {
     let user = crate::oauth::flow::user_id(&app, EMAIL).await;
     let token = admin_token(&app).await;
     let admin = reqwest::Client::new();
-    let sessions: Vec<Value> = admin
-        .get(app.url(&format!("/api/admin/users/{user}/sessions")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sessions: Vec<Value> =
+        get_with_token(&app, &format!("/api/admin/users/{user}/sessions"), &token).await.json().await.unwrap();
     assert_eq!(sessions.len(), 2);
     // End the other browser's session (the list is ordered by last activity, which ties within a second).
     let sid = sessions.iter().find(|s| s["browser"] == "Firefox").unwrap()["sid"].as_str().unwrap();
@@ -223,12 +211,8 @@ async fn admin_api_refuses_a_users_token() {
     let (app, client) = setup().await;
     let tokens = tokens(&app, &client).await;
     let user = crate::oauth::flow::user_id(&app, EMAIL).await;
-    let response = reqwest::Client::new()
-        .get(app.url(&format!("/api/admin/users/{user}/sessions")))
-        .bearer_auth(field(&tokens, "access_token"))
-        .send()
-        .await
-        .unwrap();
+    let response =
+        get_with_token(&app, &format!("/api/admin/users/{user}/sessions"), &field(&tokens, "access_token")).await;
     assert_eq!(response.status(), 403);
 }
 

@@ -8,7 +8,6 @@ use utoipa::ToSchema;
 
 use super::caller::AccountCaller;
 use super::{AppJson, SessionJson};
-use crate::domain::account;
 use crate::error::Error;
 use crate::state::AppState;
 
@@ -25,7 +24,7 @@ pub async fn list_sessions(
     State(state): State<AppState>,
     caller: AccountCaller,
 ) -> Result<Json<Vec<SessionJson>>, Error> {
-    let entries = account::sessions(&state.sessions, &caller.user_id).await?;
+    let entries = state.accounts().sessions(&caller.user_id).await?;
     Ok(Json(entries.into_iter().map(|e| SessionJson::new(e, caller.sid.as_deref())).collect()))
 }
 
@@ -38,9 +37,7 @@ pub async fn end_session(
     caller: AccountCaller,
     Path(sid): Path<String>,
 ) -> Result<StatusCode, Error> {
-    let now = state.clock.now().unix_timestamp();
-    if account::end_session(&state.db, &state.sessions, &caller.user_id, &sid, now).await? {
-        state.backchannel_wake.notify_one();
+    if state.accounts().end_session(&caller.user_id, &sid).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(Error::NotFound)
@@ -51,17 +48,12 @@ pub async fn end_session(
 #[utoipa::path(delete, path = "/api/account/sessions", tag = "account", security(("bearer" = []), ("session" = [])),
     responses((status = 200, body = Ended)))]
 pub async fn end_other_sessions(State(state): State<AppState>, caller: AccountCaller) -> Result<Json<Ended>, Error> {
-    let now = state.clock.now().unix_timestamp();
+    let accounts = state.accounts();
     let current = match caller.sid.as_deref() {
-        Some(sid) => account::sessions(&state.sessions, &caller.user_id)
-            .await?
-            .into_iter()
-            .find(|e| e.login.sid == sid)
-            .map(|e| e.id),
+        Some(sid) => accounts.sessions(&caller.user_id).await?.into_iter().find(|e| e.login.sid == sid).map(|e| e.id),
         None => None,
     };
-    let ended = account::end_other_sessions(&state.db, &state.sessions, &caller.user_id, current.as_ref(), now).await?;
-    state.backchannel_wake.notify_one();
+    let ended = accounts.end_other_sessions(&caller.user_id, current.as_ref()).await?;
     Ok(Json(Ended { ended }))
 }
 
@@ -69,7 +61,7 @@ pub async fn end_other_sessions(State(state): State<AppState>, caller: AccountCa
 #[utoipa::path(get, path = "/api/account/apps", tag = "account", security(("bearer" = []), ("session" = [])),
     responses((status = 200, body = [AppJson])))]
 pub async fn list_apps(State(state): State<AppState>, caller: AccountCaller) -> Result<Json<Vec<AppJson>>, Error> {
-    let apps = account::apps(&state.db, &caller.user_id, state.clock.now().unix_timestamp()).await?;
+    let apps = state.accounts().apps(&caller.user_id).await?;
     Ok(Json(apps.into_iter().map(AppJson::new).collect()))
 }
 
@@ -82,8 +74,7 @@ pub async fn revoke_app(
     caller: AccountCaller,
     Path(client_id): Path<String>,
 ) -> Result<StatusCode, Error> {
-    let now = state.clock.now().unix_timestamp();
-    if account::revoke_app(&state.db, &caller.user_id, &client_id, now).await? {
+    if state.accounts().revoke_app(&caller.user_id, &client_id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(Error::NotFound)

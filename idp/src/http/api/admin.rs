@@ -7,7 +7,6 @@ use axum::http::StatusCode;
 use super::account::Ended;
 use super::caller::AdminCaller;
 use super::{AppJson, SessionJson};
-use crate::domain::account;
 use crate::error::Error;
 use crate::state::AppState;
 
@@ -19,7 +18,7 @@ pub async fn list_sessions(
     _admin: AdminCaller,
     Path(user_id): Path<String>,
 ) -> Result<Json<Vec<SessionJson>>, Error> {
-    let entries = account::sessions(&state.sessions, &user_id).await?;
+    let entries = state.accounts().sessions(&user_id).await?;
     Ok(Json(entries.into_iter().map(|e| SessionJson::new(e, None)).collect()))
 }
 
@@ -32,10 +31,8 @@ pub async fn end_session(
     admin: AdminCaller,
     Path((user_id, sid)): Path<(String, String)>,
 ) -> Result<StatusCode, Error> {
-    let now = state.clock.now().unix_timestamp();
-    if account::end_session(&state.db, &state.sessions, &user_id, &sid, now).await? {
+    if state.accounts().end_session(&user_id, &sid).await? {
         tracing::info!(admin = %admin.client_id, user = %user_id, "session ended by an administrator");
-        state.backchannel_wake.notify_one();
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(Error::NotFound)
@@ -50,10 +47,8 @@ pub async fn end_all_sessions(
     admin: AdminCaller,
     Path(user_id): Path<String>,
 ) -> Result<Json<Ended>, Error> {
-    let now = state.clock.now().unix_timestamp();
-    let ended = account::end_other_sessions(&state.db, &state.sessions, &user_id, None, now).await?;
+    let ended = state.accounts().end_other_sessions(&user_id, None).await?;
     tracing::info!(admin = %admin.client_id, user = %user_id, ended, "all sessions ended by an administrator");
-    state.backchannel_wake.notify_one();
     Ok(Json(Ended { ended }))
 }
 
@@ -65,7 +60,7 @@ pub async fn list_apps(
     _admin: AdminCaller,
     Path(user_id): Path<String>,
 ) -> Result<Json<Vec<AppJson>>, Error> {
-    let apps = account::apps(&state.db, &user_id, state.clock.now().unix_timestamp()).await?;
+    let apps = state.accounts().apps(&user_id).await?;
     Ok(Json(apps.into_iter().map(AppJson::new).collect()))
 }
 
@@ -78,8 +73,7 @@ pub async fn revoke_app(
     _admin: AdminCaller,
     Path((user_id, client_id)): Path<(String, String)>,
 ) -> Result<StatusCode, Error> {
-    let now = state.clock.now().unix_timestamp();
-    if account::revoke_app(&state.db, &user_id, &client_id, now).await? {
+    if state.accounts().revoke_app(&user_id, &client_id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(Error::NotFound)

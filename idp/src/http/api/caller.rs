@@ -1,14 +1,13 @@
 //! Who calls the account APIs: a signed-in browser (session cookie) or a bearer token with the right scope.
 
 use axum::extract::FromRequestParts;
-use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use tower_sessions::Session;
 
-use crate::domain::grants::introspection::active_access_token;
 use crate::domain::scope::Scopes;
 use crate::domain::tokens::AccessTokenClaims;
 use crate::error::{Error, ErrorCode};
+use crate::http::extract::{active_token, bearer_header};
 use crate::http::session;
 use crate::state::AppState;
 
@@ -29,20 +28,10 @@ pub struct AdminCaller {
 }
 
 async fn bearer(parts: &Parts, state: &AppState) -> Result<Option<AccessTokenClaims>, Error> {
-    let Some(value) = parts.headers.get(AUTHORIZATION) else { return Ok(None) };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .ok_or_else(|| Error::oauth(ErrorCode::InvalidToken, "the Authorization header is not a Bearer token"))?;
-    let ring = state.keys.current();
-    let ctx = state.grant_context(&ring);
-    let claims = active_access_token(&ctx, token)
-        .await?
-        .ok_or_else(|| Error::oauth(ErrorCode::InvalidToken, "the access token is invalid, expired or revoked"))?;
-    Ok(Some(claims))
+    match bearer_header(&parts.headers)? {
+        Some(token) => Ok(Some(active_token(state, token).await?)),
+        None => Ok(None),
+    }
 }
 
 fn has_scope(claims: &AccessTokenClaims, scope: &str) -> bool {

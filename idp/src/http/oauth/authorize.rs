@@ -6,6 +6,8 @@
 //! Errors about the client or its redirect URI show an error page and never redirect (RFC 6749 §4.1.2.1);
 //! every other error goes back to the redirect URI with `error`, `state` and `iss`.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -16,7 +18,7 @@ use tower_sessions::Session;
 use url::Url;
 
 use super::oxide::{Authorization, AuthorizationEndpoint, AuthorizeParams};
-use super::params::FormParams;
+use super::params;
 use crate::domain::clients::{Client, GrantType};
 use crate::domain::grants::introspection::verify_id_token_hint;
 use crate::domain::grants::pkce;
@@ -74,20 +76,19 @@ pub async fn get(State(state): State<AppState>, session: Session, RawQuery(query
 
 /// `POST /authorize` (OIDC Core §3.1.2.1: the same parameters, form-encoded).
 pub async fn post(State(state): State<AppState>, session: Session, headers: HeaderMap, body: Bytes) -> Response {
-    match FormParams::from_body(&headers, &body) {
-        Ok(_) => {
-            let params = AuthorizeParams::parse(&String::from_utf8_lossy(&body));
-            authorize(&state, &session, params).await.into_response(&state)
-        }
-        Err(_) => Outcome::Refused("The request body must be form-encoded.").into_response(&state),
+    if !params::is_form(&headers) {
+        return Outcome::Refused("The request body must be form-encoded.").into_response(&state);
     }
+    // Repeated parameters are handled like those of a GET (`AuthorizeParams::refused`).
+    let params = AuthorizeParams::parse(&String::from_utf8_lossy(&body));
+    authorize(&state, &session, params).await.into_response(&state)
 }
 
 /// A request that oxide-auth has validated, with its client.
 pub struct Validated<'a> {
     pub endpoint: AuthorizationEndpoint<'a>,
     pub pending: Pending,
-    pub client: Client,
+    pub client: Arc<Client>,
 }
 
 impl Validated<'_> {
@@ -146,7 +147,7 @@ fn flow_error(e: FlowError) -> Outcome {
 /// Runs oxide-auth's validation of the request.
 pub async fn validate<'a>(state: &'a AppState, params: &AuthorizeParams) -> Result<Validated<'a>, Outcome> {
     let client = match params.get("client_id") {
-        Some(id) => state.db.clients().find(id).await.map_err(|e| {
+        Some(id) => state.clients.find(&state.db, id).await.map_err(|e| {
             tracing::error!(error = %e, "cannot load the client");
             Outcome::Failed
         })?,

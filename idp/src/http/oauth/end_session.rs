@@ -114,11 +114,7 @@ async fn end_session(
         return Ok(render(StatusCode::OK, &page));
     }
 
-    if let Some(login) = &login {
-        crate::domain::account::end_current_session(&state.db, login, ctx.now.unix_timestamp()).await?;
-        state.backchannel_wake.notify_one();
-    }
-    session::sign_out(session).await?;
+    session::end_browser_session(state, session).await?;
     tracing::debug!(client = client_id.as_deref().unwrap_or("-"), "browser session ended by logout");
     match redirect {
         Some(uri) => {

@@ -4,6 +4,7 @@
 //! given context by logging where the failure happens.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use oxide_auth::code_grant::authorization::Request;
@@ -56,7 +57,7 @@ impl Request for AuthorizeParams {
 
 /// Binds the one client the request names (loaded before the flow runs).
 pub struct ClientRegistrar {
-    pub client: Option<Client>,
+    pub client: Option<Arc<Client>>,
 }
 
 #[async_trait]
@@ -161,7 +162,7 @@ pub struct AuthorizationEndpoint<'a> {
 }
 
 impl<'a> AuthorizationEndpoint<'a> {
-    pub fn new(db: &'a Database, client: Option<Client>) -> Self {
+    pub fn new(db: &'a Database, client: Option<Arc<Client>>) -> Self {
         let mut addons = AddonList::new();
         // RFC 9700 §2.1.1 and ASVS 10.4.6: PKCE for every client, S256 only.
         addons.push_authorization(Pkce::required());

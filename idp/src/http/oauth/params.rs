@@ -9,18 +9,22 @@ use axum::http::{HeaderMap, header};
 
 use crate::error::Error;
 
+/// Whether the body is declared `application/x-www-form-urlencoded`.
+pub fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct FormParams(BTreeMap<String, String>);
 
 impl FormParams {
     /// Parses a form body, refusing another content type and repeated parameters.
     pub fn from_body(headers: &HeaderMap, body: &Bytes) -> Result<FormParams, Error> {
-        let is_form = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
-        if !is_form {
+        if !is_form(headers) {
             return Err(Error::invalid_request("the body must be application/x-www-form-urlencoded"));
         }
         FormParams::parse(body)

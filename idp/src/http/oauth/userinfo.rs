@@ -5,15 +5,15 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::params::FormParams;
-use crate::domain::grants::introspection::active_access_token;
 use crate::domain::scope::{self, Scopes};
 use crate::domain::users::UserId;
 use crate::error::{Error, ErrorCode};
+use crate::http::extract::{active_token, bearer_header};
 use crate::state::AppState;
 
 pub const PATH: &str = "/userinfo";
@@ -35,21 +35,8 @@ fn invalid_token(why: &'static str) -> Error {
 }
 
 /// The bearer token of a request: the header, or the form body of a POST; exactly one of them.
-fn bearer_token(headers: &HeaderMap, body: Option<&FormParams>) -> Result<String, Error> {
-    let from_header = match headers.get(header::AUTHORIZATION) {
-        None => None,
-        Some(value) => {
-            let value = value.to_str().map_err(|_| invalid_token("malformed Authorization header"))?;
-            match value.split_once(' ') {
-                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
-                    Some(token.trim().to_owned())
-                }
-                _ => return Err(invalid_token("the Authorization header is not a Bearer token")),
-            }
-        }
-    };
-    let from_body = body.and_then(|b| b.get("access_token")).map(str::to_owned);
-    match (from_header, from_body) {
+fn bearer_token<'a>(headers: &'a HeaderMap, body: Option<&'a FormParams>) -> Result<&'a str, Error> {
+    match (bearer_header(headers)?, body.and_then(|b| b.get("access_token"))) {
         (Some(_), Some(_)) => Err(Error::invalid_request("send the token once (RFC 6750 section 2)")),
         (Some(token), None) | (None, Some(token)) => Ok(token),
         // RFC 6750 §3.1: a request without credentials gets a bare challenge.
@@ -58,11 +45,7 @@ fn bearer_token(headers: &HeaderMap, body: Option<&FormParams>) -> Result<String
 }
 
 async fn userinfo(state: &AppState, token: &str) -> Result<Json<UserInfo>, Error> {
-    let ring = state.keys.current();
-    let ctx = state.grant_context(&ring);
-    let claims = active_access_token(&ctx, token)
-        .await?
-        .ok_or_else(|| invalid_token("the access token is invalid, expired or revoked"))?;
+    let claims = active_token(state, token).await?;
     let scopes = Scopes::parse(&claims.scope).map_err(Error::internal)?;
     if !claims.is_user_token() || !scopes.contains(scope::OPENID) {
         return Err(Error::oauth(ErrorCode::InsufficientScope, "the token carries no openid scope for a user"));
@@ -89,7 +72,7 @@ async fn userinfo(state: &AppState, token: &str) -> Result<Json<UserInfo>, Error
         (status = 403, description = "insufficient_scope", body = crate::error::ErrorBody),
     ))]
 pub async fn get(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<UserInfo>, Error> {
-    userinfo(&state, &bearer_token(&headers, None)?).await
+    userinfo(&state, bearer_token(&headers, None)?).await
 }
 
 /// The same, with the token in the header or in the `access_token` form field (RFC 6750 §2.2).
@@ -102,5 +85,5 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap) -> Result<Js
     ))]
 pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Json<UserInfo>, Error> {
     let form = if body.is_empty() { None } else { Some(FormParams::from_body(&headers, &body)?) };
-    userinfo(&state, &bearer_token(&headers, form.as_ref())?).await
+    userinfo(&state, bearer_token(&headers, form.as_ref())?).await
 }

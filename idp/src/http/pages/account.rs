@@ -11,7 +11,6 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::{PageError, csrf, render, see_other};
-use crate::domain::account;
 use crate::http::api::{AppJson, SessionJson};
 use crate::http::session;
 use crate::state::AppState;
@@ -49,9 +48,9 @@ pub async fn show(State(state): State<AppState>, session: Session) -> Result<Res
         Some(id) => state.db.users().find(id).await?,
         None => None,
     };
-    let now = state.clock.now().unix_timestamp();
-    let sessions = account::sessions(&state.sessions, &login.user_id).await?;
-    let apps = account::apps(&state.db, &login.user_id, now).await?;
+    let accounts = state.accounts();
+    let sessions = accounts.sessions(&login.user_id).await?;
+    let apps = accounts.apps(&login.user_id).await?;
     let token = csrf::token(&session).await?;
     let page = AccountPage {
         csrf_token: &token,
@@ -82,15 +81,11 @@ pub async fn end_session(
     Form(form): Form<ActionForm>,
 ) -> Result<Response, PageError> {
     let Some(login) = signed_in(&state, &session, &headers, &form).await? else { return Ok(see_other("/login")) };
-    let now = state.clock.now().unix_timestamp();
     if sid == login.sid {
-        account::end_current_session(&state.db, &login, now).await?;
-        session::sign_out(&session).await?;
-        state.backchannel_wake.notify_one();
+        session::end_browser_session(&state, &session).await?;
         return Ok(see_other("/"));
     }
-    account::end_session(&state.db, &state.sessions, &login.user_id, &sid, now).await?;
-    state.backchannel_wake.notify_one();
+    state.accounts().end_session(&login.user_id, &sid).await?;
     Ok(see_other("/account"))
 }
 
@@ -102,10 +97,7 @@ pub async fn end_other_sessions(
     Form(form): Form<ActionForm>,
 ) -> Result<Response, PageError> {
     let Some(login) = signed_in(&state, &session, &headers, &form).await? else { return Ok(see_other("/login")) };
-    let now = state.clock.now().unix_timestamp();
-    let current = session.id();
-    account::end_other_sessions(&state.db, &state.sessions, &login.user_id, current.as_ref(), now).await?;
-    state.backchannel_wake.notify_one();
+    state.accounts().end_other_sessions(&login.user_id, session.id().as_ref()).await?;
     Ok(see_other("/account"))
 }
 
@@ -118,6 +110,6 @@ pub async fn revoke_app(
     Form(form): Form<ActionForm>,
 ) -> Result<Response, PageError> {
     let Some(login) = signed_in(&state, &session, &headers, &form).await? else { return Ok(see_other("/login")) };
-    account::revoke_app(&state.db, &login.user_id, &client_id, state.clock.now().unix_timestamp()).await?;
+    state.accounts().revoke_app(&login.user_id, &client_id).await?;
     Ok(see_other("/account"))
 }

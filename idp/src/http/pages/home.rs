@@ -9,7 +9,6 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::{PageError, csrf, render, see_other};
-use crate::domain::account;
 use crate::http::session;
 use crate::state::AppState;
 
@@ -47,11 +46,7 @@ pub async fn sign_out(
     Form(form): Form<SignOutForm>,
 ) -> Result<Response, PageError> {
     csrf::verify(&session, &headers, &state.config, form.csrf_token.as_deref()).await?;
-    if let Some(login) = session::current(&session).await? {
-        // Signing out ends the session everywhere: its tokens are revoked and its clients told.
-        account::end_current_session(&state.db, &login, state.clock.now().unix_timestamp()).await?;
-        state.backchannel_wake.notify_one();
-    }
-    session::sign_out(&session).await?;
+    // Signing out ends the session everywhere: its tokens are revoked and its clients told.
+    session::end_browser_session(&state, &session).await?;
     Ok(see_other("/"))
 }

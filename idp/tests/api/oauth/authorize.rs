@@ -2,8 +2,8 @@
 //! refused at the client's redirect URI, and what is refused without redirecting anywhere.
 
 use crate::oauth::flow::{
-    AuthRequest, OTHER_REDIRECT_URI, authorization_error, authorize, complete, complete_to, native_app, register,
-    setup, signed_in_setup,
+    AuthRequest, OTHER_REDIRECT_URI, authorization_error, authorize, complete, complete_to, error_of, native_app,
+    register, setup, signed_in_setup,
 };
 
 #[tokio::test]
@@ -32,6 +32,17 @@ async fn authorization_request_may_be_posted_as_a_form() {
     let params = complete(&app, response).await;
     assert!(params.contains_key("code"), "{params:?}");
     assert_eq!(params["state"], request.state);
+}
+
+#[tokio::test]
+async fn a_repeated_parameter_in_a_posted_request_is_invalid_request() {
+    // RFC 6749 §3.1: parameters must not be repeated; a POST is judged like a GET.
+    let (app, client) = signed_in_setup().await;
+    let request = AuthRequest::new(&client);
+    let mut form = request.form();
+    form.extend([("max_age", "60"), ("max_age", "60")]);
+    let response = app.browser.post(app.url("/authorize")).form(&form).send().await.unwrap();
+    assert_eq!(error_of(&app, &response, &request), "invalid_request");
 }
 
 #[tokio::test]
