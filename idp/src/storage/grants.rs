@@ -4,7 +4,10 @@
 //! in the same transaction that writes the new tokens, so of two concurrent redemptions exactly one wins,
 //! and the loser sees the winner's committed grant and can revoke it (RFC 9700 §4.14.2, ASVS 10.4.2).
 
+use std::sync::Arc;
+
 use sqlx::{Any, AnyPool, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::StorageError;
 use crate::domain::grants::Grant;
@@ -105,15 +108,21 @@ struct RefreshRow {
 
 pub struct Grants<'a> {
     pool: &'a AnyPool,
+    writer: Option<&'a Arc<Mutex<()>>>,
 }
 
 impl<'a> Grants<'a> {
-    pub(super) fn new(pool: &'a AnyPool) -> Self {
-        Grants { pool }
+    pub(super) fn new(pool: &'a AnyPool, writer: Option<&'a Arc<Mutex<()>>>) -> Self {
+        Grants { pool, writer }
     }
 
+    /// Starts a transaction, after the one writing before it (SQLite; see [`super::Database`]).
     pub async fn begin(&self) -> Result<GrantTx, StorageError> {
-        Ok(GrantTx { tx: self.pool.begin().await? })
+        let turn = match self.writer {
+            Some(writer) => Some(Arc::clone(writer).lock_owned().await),
+            None => None,
+        };
+        Ok(GrantTx { tx: self.pool.begin().await?, _turn: turn })
     }
 
     pub async fn insert_code(&self, code_hash: &str, code: &CodeRecord, now: i64) -> Result<(), StorageError> {
@@ -332,6 +341,8 @@ impl<'a> Grants<'a> {
 /// A transaction over the grant tables; dropped without [`GrantTx::commit`] it rolls back.
 pub struct GrantTx {
     tx: Transaction<'static, Any>,
+    /// Held until commit or rollback: the process's write turn on SQLite.
+    _turn: Option<OwnedMutexGuard<()>>,
 }
 
 impl GrantTx {
@@ -468,5 +479,26 @@ impl GrantTx {
     pub async fn rollback(self) -> Result<(), StorageError> {
         self.tx.rollback().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::storage::contract_tests::sqlite;
+
+    #[tokio::test]
+    async fn sqlite_write_transactions_take_turns() {
+        let (db, _dir) = sqlite().await;
+        let first = db.grants().begin().await.unwrap();
+        let second = tokio::spawn({
+            let db = db.clone();
+            async move { db.grants().begin().await.map(drop) }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!second.is_finished(), "a second transaction waits for the first");
+        first.commit().await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), second).await.unwrap().unwrap().unwrap();
     }
 }

@@ -5,6 +5,7 @@
 //! ids and Unix-second integers. The signing keys live in files instead ([`keystore`]).
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -79,6 +80,11 @@ enum Backend {
 #[derive(Debug, Clone)]
 pub struct Database {
     pool: AnyPool,
+    /// SQLite lets one transaction write at a time, and a writer that finds the lock taken sleeps in the
+    /// busy handler (1, 2, 5, 10… ms) before it tries again. Transactions that write therefore queue here,
+    /// in arrival order, and never meet that lock inside this process. `None` on PostgreSQL, whose row locks
+    /// let writers run side by side.
+    writer: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Database {
@@ -108,7 +114,8 @@ impl Database {
             })
             .connect_with(options)
             .await?;
-        Ok(Database { pool })
+        let writer = (backend == Backend::Sqlite).then(Arc::default);
+        Ok(Database { pool, writer })
     }
 
     /// Applies the pending migrations (idempotent; concurrent runs are serialised by sqlx's lock).
@@ -132,7 +139,7 @@ impl Database {
     }
 
     pub fn grants(&self) -> Grants<'_> {
-        Grants::new(&self.pool)
+        Grants::new(&self.pool, self.writer.as_ref())
     }
 
     pub fn backchannel(&self) -> backchannel::Backchannel<'_> {
