@@ -1,20 +1,35 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of our issuer against node-oidc-provider (bench/peer), on this machine, in one run.
 #
-# Both servers are pinned to the same core (SERVER_CPU) and the load generator, oha, to another (LOAD_CPU).
-# Every scenario runs A B A B (ours, peer, ours, peer) with the same duration and connections; the table
-# gives the mean of the two runs of each. Loopback only; every run is bounded by DURATION.
+# Both servers are pinned to the same core (SERVER_CPU) and the load generator, wrk, to another (LOAD_CPU).
+# Every side-by-side scenario runs A B A B (ours, peer, ours, peer) with the same duration and connections;
+# the table gives the mean of the two runs of each. Loopback only; every run is bounded by DURATION.
 #
-#   bench/run.sh                       # all scenarios, 15 s each
-#   DURATION=5s ALGS="ES256" bench/run.sh
+# Scenarios:
+#   token-<alg>          client credentials, client_secret_basic, JWT access token signed with <alg>
+#   discovery, jwks      the two public documents
+#   userinfo             a user's access token (ours: JWT; the peer's userinfo takes its opaque tokens)
+#   introspect-access    introspection of a user's access token (ours: JWT + grant check; peer: opaque)
+#   introspect-refresh   introspection of a refresh token (both: a stored, opaque token)
+#   refresh              the refresh-token grant with rotation and a new ID token, each token used once
+# The last four run on databases of LEVELS users (each with a grant, a refresh token and an access token),
+# seeded by idp/examples/bench_seed.rs (and by the peer itself): on SQLite, and on PostgreSQL when PG_URL
+# answers. The peer, whose store is in memory, runs beside ours at PEER_LEVEL on SQLite.
 #
-# Output: bench/results/<scenario>-<server>-<n>.json (oha) and bench/results/summary.md.
+#   bench/run.sh                                  # everything, 10 s runs
+#   DURATION=5s ALGS=ES256 LEVELS=1000 bench/run.sh
+#
+# Output: bench/results/<run>.json (wrk reports), runs.tsv and summary.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION=${DURATION:-15s}
+DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-32}
 ALGS=${ALGS:-"ES256 EdDSA RS256"}
+LEVELS=${LEVELS:-"1000 100000 1000000"}
+PEER_LEVEL=${PEER_LEVEL:-100000}
+SAMPLE=${SAMPLE:-9000}
+PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 OUT=${OUT:-bench/results}
@@ -22,15 +37,17 @@ OURS_PORT=${OURS_PORT:-18080}
 PEER_PORT=${PEER_PORT:-13000}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/idp-bench-target}
 PEER_SECRET=bench-secret-bench-secret-bench-secret-xx
+PEER_RP_SECRET=bench-rp-secret-bench-rp-secret-bench-rp
 
 for tool in taskset node npm curl python3; do
   command -v "$tool" >/dev/null || { echo "bench/run.sh needs $tool"; exit 1; }
 done
-command -v oha >/dev/null || cargo install oha --locked
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 echo "== building (release)"
-cargo build --release -q -p idp --bin idp
+cargo build --release -q -p idp --bin idp --example bench_seed
 (cd bench/peer && npm ci --no-audit --no-fund --loglevel=error)
 IDP=$CARGO_TARGET_DIR/release/idp
+SEED=$CARGO_TARGET_DIR/release/examples/bench_seed
 mkdir -p "$OUT"
 rm -f "$OUT"/*.json "$OUT"/runs.tsv
 work=$(mktemp -d)
@@ -38,87 +55,139 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-wait_ready() {  # url
-  for _ in $(seq 1 100); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done
+wait_ready() {  # url [tries]
+  for _ in $(seq 1 "${2:-100}"); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done
   echo "server at $1 did not start"; exit 1
 }
 
-ours_env() {  # alg dir
+ours_env() {  # alg dir database-url
   local algs="RS256"; [ "$1" != RS256 ] && algs="RS256,$1"
-  echo "IDP_BIND=127.0.0.1:$OURS_PORT IDP_ISSUER=http://127.0.0.1:$OURS_PORT IDP_DATABASE_URL=sqlite://$2/idp.db \
+  echo "IDP_BIND=127.0.0.1:$OURS_PORT IDP_ISSUER=http://127.0.0.1:$OURS_PORT IDP_DATABASE_URL=$3 \
 IDP_KEYS_DIR=$2/keys IDP_SIGNING_ALGS=$algs IDP_ACCESS_TOKEN_ALG=$1 RUST_LOG=warn"
 }
 
-start_ours() {  # alg → sets OURS_PID OURS_ID OURS_SECRET
-  local dir="$work/ours-$1"; mkdir -p "$dir"
-  env $(ours_env "$1" "$dir") taskset -c "$SERVER_CPU" "$IDP" serve >"$dir/log" 2>&1 &
+start_ours() {  # alg dir database-url → OURS_PID
+  env $(ours_env "$1" "$2" "$3") taskset -c "$SERVER_CPU" "$IDP" serve >"$2/log" 2>&1 &
   OURS_PID=$!; pids+=("$OURS_PID")
   wait_ready "http://127.0.0.1:$OURS_PORT/readyz"
-  local created
-  created=$(env $(ours_env "$1" "$dir") "$IDP" client create --name bench --grant-type client_credentials --scope media.read)
-  OURS_ID=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["client_id"])' <<<"$created")
-  OURS_SECRET=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])' <<<"$created")
 }
 
-start_peer() {  # alg → sets PEER_PID
-  PORT=$PEER_PORT ALG=$1 CLIENT_ID=bench CLIENT_SECRET=$PEER_SECRET NODE_ENV=production \
-    taskset -c "$SERVER_CPU" node bench/peer/server.mjs >"$work/peer-$1.log" 2>&1 &
+json_field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }
+
+start_peer() {  # alg [seed-users seed-dir] → PEER_PID
+  local seed=()
+  [ $# -gt 1 ] && seed=(SEED_USERS="$2" SEED_SAMPLE="$SAMPLE" SEED_OUT="$3")
+  env PORT=$PEER_PORT ALG="$1" CLIENT_ID=bench CLIENT_SECRET=$PEER_SECRET RP_SECRET=$PEER_RP_SECRET \
+    NODE_ENV=production "${seed[@]}" taskset -c "$SERVER_CPU" node bench/peer/server.mjs >"$work/peer-$1.log" 2>&1 &
   PEER_PID=$!; pids+=("$PEER_PID")
-  wait_ready "http://127.0.0.1:$PEER_PORT/.well-known/openid-configuration"
+  wait_ready "http://127.0.0.1:$PEER_PORT/.well-known/openid-configuration" 3000
 }
 
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
-# measure SCENARIO SERVER RUN PID URL [oha args…]: one bounded oha run, with the server's CPU time.
+# measure SCENARIO LEVEL BACKEND SERVER RUN PID URL SCRIPT [script args…]: one bounded wrk run, with the
+# server's CPU time.
 measure() {
-  local scenario=$1 server=$2 run=$3 pid=$4 url=$5; shift 5
-  local before after
+  local scenario=$1 level=$2 backend=$3 server=$4 run=$5 pid=$6 url=$7 script=$8; shift 8
+  local name="$scenario-$level-$backend-$server-$run" before after
   before=$(cpu_ticks "$pid")
-  taskset -c "$LOAD_CPU" oha -z "$DURATION" -c "$CONNECTIONS" --no-tui --output-format json "$@" "$url" \
-    >"$OUT/$scenario-$server-$run.json"
+  WRK_REPORT="$OUT/$name.json" taskset -c "$LOAD_CPU" \
+    wrk -t1 -c"$CONNECTIONS" -d"$DURATION" -s "bench/wrk/$script" "$url" -- "$@" >/dev/null
   after=$(cpu_ticks "$pid")
-  printf '%s\t%s\t%s\t%s\n' "$scenario" "$server" "$run" "$((after - before))" >>"$OUT/runs.tsv"
-  echo "   $scenario $server run $run done"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$scenario" "$level" "$backend" "$server" "$run" "$((after - before))" \
+    >>"$OUT/runs.tsv"
+  echo "   $scenario ${level/-/} $backend $server run $run done"
 }
 
 basic() { printf '%s:%s' "$1" "$2" | base64 -w0; }
-
-token_request() {  # id secret → TOKEN_ARGS: oha arguments of a client-credentials token request
-  TOKEN_ARGS=(-m POST -H "Authorization: Basic $(basic "$1" "$2")"
-    -H "Content-Type: application/x-www-form-urlencoded" -d "grant_type=client_credentials&scope=media.read")
-}
 
 echo "== signing limit per core"
 taskset -c "$SERVER_CPU" cargo bench -q -p idp --bench signing 2>/dev/null | tee "$OUT/signing.jsonl"
 
 for alg in $ALGS; do
   echo "== client credentials, $alg"
-  start_ours "$alg"; start_peer "$alg"
+  dir="$work/ours-$alg"; mkdir -p "$dir"
+  start_ours "$alg" "$dir" "sqlite://$dir/idp.db"
+  created=$(env $(ours_env "$alg" "$dir" "sqlite://$dir/idp.db") "$IDP" client create --name bench \
+    --grant-type client_credentials --scope media.read)
+  ours_basic=$(basic "$(json_field <(echo "$created") client_id)" "$(json_field <(echo "$created") client_secret)")
+  start_peer "$alg"
+  body="grant_type=client_credentials&scope=media.read"
   for run in 1 2; do
-    token_request "$OURS_ID" "$OURS_SECRET"
-    measure "token-$alg" ours "$run" "$OURS_PID" "http://127.0.0.1:$OURS_PORT/token" "${TOKEN_ARGS[@]}"
-    token_request bench "$PEER_SECRET"
-    measure "token-$alg" peer "$run" "$PEER_PID" "http://127.0.0.1:$PEER_PORT/token" "${TOKEN_ARGS[@]}"
+    measure "token-$alg" - sqlite ours "$run" "$OURS_PID" "http://127.0.0.1:$OURS_PORT/token" report.lua \
+      "$ours_basic" "$body"
+    measure "token-$alg" - sqlite peer "$run" "$PEER_PID" "http://127.0.0.1:$PEER_PORT/token" report.lua \
+      "$(basic bench "$PEER_SECRET")" "$body"
   done
   if [ "$alg" = ES256 ]; then
-    echo "== discovery, JWKS and introspection"
+    echo "== discovery and JWKS"
     for run in 1 2; do
-      measure discovery ours "$run" "$OURS_PID" "http://127.0.0.1:$OURS_PORT/.well-known/openid-configuration"
-      measure discovery peer "$run" "$PEER_PID" "http://127.0.0.1:$PEER_PORT/.well-known/openid-configuration"
-      measure jwks ours "$run" "$OURS_PID" "http://127.0.0.1:$OURS_PORT/jwks"
-      measure jwks peer "$run" "$PEER_PID" "http://127.0.0.1:$PEER_PORT/jwks"
-    done
-    token=$(curl -s -u "$OURS_ID:$OURS_SECRET" -d "grant_type=client_credentials&scope=media.read" \
-      "http://127.0.0.1:$OURS_PORT/token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-    for run in 1 2; do
-      measure introspection ours "$run" "$OURS_PID" "http://127.0.0.1:$OURS_PORT/introspect" -m POST \
-        -H "Authorization: Basic $(basic "$OURS_ID" "$OURS_SECRET")" \
-        -H "Content-Type: application/x-www-form-urlencoded" -d "token=$token"
+      for doc in discovery:/.well-known/openid-configuration jwks:/jwks; do
+        measure "${doc%%:*}" - sqlite ours "$run" "$OURS_PID" "http://127.0.0.1:$OURS_PORT${doc#*:}" report.lua
+        measure "${doc%%:*}" - sqlite peer "$run" "$PEER_PID" "http://127.0.0.1:$PEER_PORT${doc#*:}" report.lua
+      done
     done
   fi
   stop "$OURS_PID"; stop "$PEER_PID"
 done
 
-python3 bench/summarise.py "$OUT" | tee "$OUT/summary.md"
+# user_scenarios LEVEL BACKEND SERVER PID PORT BASIC INTROSPECT_PATH USERINFO_PATH SEED_DIR RUN
+user_scenarios() {
+  local level=$1 backend=$2 server=$3 pid=$4 port=$5 basic=$6 introspect=$7 userinfo=$8 seed=$9 run=${10}
+  local url="http://127.0.0.1:$port" half=$((SAMPLE / 2))
+  measure userinfo "$level" "$backend" "$server" "$run" "$pid" "$url" tokens.lua \
+    bearer "$userinfo" "$seed/access_tokens.txt"
+  export HINT=access_token
+  measure introspect-access "$level" "$backend" "$server" "$run" "$pid" "$url" tokens.lua \
+    introspect "$basic" "$introspect" "$seed/access_tokens.txt"
+  export HINT=refresh_token
+  measure introspect-refresh "$level" "$backend" "$server" "$run" "$pid" "$url" tokens.lua \
+    introspect "$basic" "$introspect" "$seed/refresh_tokens.txt"
+  # Each run refreshes its own half of the sample: a token is never presented twice.
+  if [ "$run" = 1 ]; then head -n "$half" "$seed/refresh_tokens.txt"; else tail -n +"$((half + 1))" "$seed/refresh_tokens.txt"; fi \
+    >"$seed/refresh-$run.txt"
+  measure refresh "$level" "$backend" "$server" "$run" "$pid" "$url" tokens.lua \
+    refresh "$basic" /token "$seed/refresh-$run.txt"
+}
+
+backends=(sqlite)
+if command -v psql >/dev/null && psql "$PG_URL/postgres" -qAtc 'SELECT 1' >/dev/null 2>&1; then
+  backends+=(postgres)
+else
+  echo "== PostgreSQL at $PG_URL does not answer: the PostgreSQL rows are skipped"
+fi
+
+for backend in "${backends[@]}"; do
+  for level in $LEVELS; do
+    echo "== users, grants and tokens: $level on $backend"
+    dir="$work/$backend-$level"; mkdir -p "$dir"
+    if [ "$backend" = sqlite ]; then
+      db="sqlite://$dir/idp.db"
+    else
+      psql "$PG_URL/postgres" -qc 'DROP DATABASE IF EXISTS idp_bench' -c 'CREATE DATABASE idp_bench'
+      db="$PG_URL/idp_bench"
+    fi
+    env $(ours_env ES256 "$dir" "$db") "$SEED" --users "$level" --sample "$SAMPLE" --out "$dir/seed"
+    start_ours ES256 "$dir" "$db"
+    ours_basic=$(basic "$(json_field "$dir/seed/client.json" client_id)" "$(json_field "$dir/seed/client.json" client_secret)")
+    peer=false
+    if [ "$backend" = sqlite ] && [ "$level" = "$PEER_LEVEL" ]; then
+      peer=true
+      start_peer ES256 "$level" "$dir/peer-seed"
+    fi
+    for run in 1 2; do
+      user_scenarios "$level" "$backend" ours "$OURS_PID" "$OURS_PORT" "$ours_basic" /introspect /userinfo \
+        "$dir/seed" "$run"
+      if $peer; then
+        user_scenarios "$level" "$backend" peer "$PEER_PID" "$PEER_PORT" "$(basic bench-rp "$PEER_RP_SECRET")" \
+          /token/introspection /me "$dir/peer-seed" "$run"
+      fi
+    done
+    stop "$OURS_PID"; $peer && stop "$PEER_PID"
+    [ "$backend" = postgres ] && psql "$PG_URL/postgres" -qc 'DROP DATABASE IF EXISTS idp_bench'
+  done
+done
+
+python3 bench/summarise.py "$OUT" "$PEER_LEVEL" | tee "$OUT/summary.md"

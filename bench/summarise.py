@@ -1,62 +1,100 @@
-"""Summarises a bench/run.sh run: oha JSON per run + server CPU ticks → a markdown table."""
+"""Summarises a bench/run.sh run (wrk reports + server CPU ticks) as markdown tables.
+
+usage: summarise.py RESULTS_DIR PEER_LEVEL
+"""
 import json
 import os
 import statistics
 import sys
 from collections import defaultdict
 
-out = sys.argv[1]
+out, peer_level = sys.argv[1], sys.argv[2]
 ticks_per_second = os.sysconf("SC_CLK_TCK")
 signing = {}
 if os.path.exists(f"{out}/signing.jsonl"):
     for line in open(f"{out}/signing.jsonl"):
-        line = line.strip()
-        if line.startswith("{"):
+        if line.strip().startswith("{"):
             row = json.loads(line)
             signing[row["alg"]] = row["per_second"]
 
+# (scenario, level, backend, server) → runs
 runs = defaultdict(list)
 for line in open(f"{out}/runs.tsv"):
-    scenario, server, run, ticks = line.split("\t")
-    with open(f"{out}/{scenario}-{server}-{run}.json") as f:
-        oha = json.load(f)
-    summary = oha["summary"]
-    codes = oha.get("statusCodeDistribution", {})
-    ok = sum(n for code, n in codes.items() if code.startswith("2"))
-    total = sum(codes.values()) or 1
-    latency = oha.get("latencyPercentiles", {})
-    runs[(scenario, server)].append({
-        "rps": summary["requestsPerSec"] * ok / total,
-        "p50": (latency.get("p50") or 0) * 1000,
-        "p99": (latency.get("p99") or 0) * 1000,
+    scenario, level, backend, server, run, ticks = line.rstrip("\n").split("\t")
+    with open(f"{out}/{scenario}-{level}-{backend}-{server}-{run}.json") as f:
+        wrk = json.load(f)
+    failed = wrk["non_2xx"] + wrk["socket_errors"]
+    ok = max(wrk["requests"] - failed, 0)
+    runs[(scenario, level, backend, server)].append({
+        "rps": ok / (wrk["duration_us"] / 1e6),
+        "p50": wrk["p50_us"] / 1000,
+        "p99": wrk["p99_us"] / 1000,
         "cpu_us": int(ticks) / ticks_per_second * 1e6 / max(ok, 1),
-        "errors": total - ok,
+        "errors": failed,
     })
 
 
-def mean(server_runs, key):
-    return statistics.mean(r[key] for r in server_runs)
+def mean(rs, key):
+    return statistics.mean(r[key] for r in rs)
 
 
-scenarios = sorted({s for s, _ in runs}, key=lambda s: (not s.startswith("token"), s))
-print("| scenario | ours req/s | peer req/s | ours/peer | ours p50 / p99 ms | peer p50 / p99 ms | ours CPU µs/req | peer CPU µs/req | ours % of signing limit |")
+def level_name(level):
+    if level == "-":
+        return ""
+    n = int(level)
+    return f"{n // 1_000_000}M" if n >= 1_000_000 else f"{n // 1000}k" if n >= 1000 else str(n)
+
+
+# Side by side: every scenario the peer ran too, plus ours alone where it has no counterpart.
+print("## Side by side (server on one core)")
+print()
+print("| scenario | ours req/s | peer req/s | ours/peer | ours p50 / p99 ms | peer p50 / p99 ms "
+      "| ours CPU µs/req | peer CPU µs/req | ours % of signing limit |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-for scenario in scenarios:
-    ours, peer = runs.get((scenario, "ours")), runs.get((scenario, "peer"))
-    cells = [scenario]
-    cells.append(f"{mean(ours, 'rps'):,.0f}" if ours else "—")
-    cells.append(f"{mean(peer, 'rps'):,.0f}" if peer else "—")
-    cells.append(f"{mean(ours, 'rps') / mean(peer, 'rps'):.1f}x" if ours and peer else "—")
-    cells.append(f"{mean(ours, 'p50'):.2f} / {mean(ours, 'p99'):.2f}" if ours else "—")
-    cells.append(f"{mean(peer, 'p50'):.2f} / {mean(peer, 'p99'):.2f}" if peer else "—")
-    cells.append(f"{mean(ours, 'cpu_us'):.0f}" if ours else "—")
-    cells.append(f"{mean(peer, 'cpu_us'):.0f}" if peer else "—")
+order = ["token-ES256", "token-EdDSA", "token-RS256", "discovery", "jwks",
+         "userinfo", "introspect-access", "introspect-refresh", "refresh"]
+keys = sorted({(s, l, b) for s, l, b, _ in runs if l in ("-", peer_level) and b == "sqlite"},
+              key=lambda k: order.index(k[0]) if k[0] in order else len(order))
+for scenario, level, backend in keys:
+    ours, peer = runs.get((scenario, level, backend, "ours")), runs.get((scenario, level, backend, "peer"))
+    label = scenario + (f" ({level_name(level)} users)" if level != "-" else "")
+    cells = [label,
+             f"{mean(ours, 'rps'):,.0f}" if ours else "—",
+             f"{mean(peer, 'rps'):,.0f}" if peer else "—",
+             f"{mean(ours, 'rps') / mean(peer, 'rps'):.1f}x" if ours and peer else "—",
+             f"{mean(ours, 'p50'):.2f} / {mean(ours, 'p99'):.2f}" if ours else "—",
+             f"{mean(peer, 'p50'):.2f} / {mean(peer, 'p99'):.2f}" if peer else "—",
+             f"{mean(ours, 'cpu_us'):.0f}" if ours else "—",
+             f"{mean(peer, 'cpu_us'):.0f}" if peer else "—"]
     alg = scenario.split("-", 1)[1] if scenario.startswith("token-") else None
     cells.append(f"{100 * mean(ours, 'rps') / signing[alg]:.0f}%" if ours and alg in signing else "—")
     errors = sum(r["errors"] for r in (ours or []) + (peer or []))
     if errors:
-        cells[0] += f" ({errors} non-2xx)"
+        cells[0] += f" ({errors} failed)"
     print("| " + " | ".join(cells) + " |")
 if signing:
     print()
-    print("Signing limit (one core, keys parsed once): " + ", ".join(f"{alg} {n:,.0f}/s" for alg, n in signing.items()))
+    print("Signing limit (one core, keys parsed once): "
+          + ", ".join(f"{alg} {n:,.0f}/s" for alg, n in signing.items()))
+
+# Growth: ours, per backend, per database size.
+levels = sorted({l for _, l, _, _ in runs if l != "-"}, key=int)
+if levels:
+    print()
+    print("## Growth (ours): req/s, p50 / p99 ms")
+    print()
+    print("| scenario | backend | " + " | ".join(f"{level_name(l)} users" for l in levels) + " |")
+    print("|---|---|" + "---:|" * len(levels))
+    for backend in ("sqlite", "postgres"):
+        for scenario in order:
+            cells = []
+            for level in levels:
+                ours = runs.get((scenario, level, backend, "ours"))
+                if not ours:
+                    cells.append("—")
+                    continue
+                errors = sum(r["errors"] for r in ours)
+                cells.append(f"{mean(ours, 'rps'):,.0f} · {mean(ours, 'p50'):.2f} / {mean(ours, 'p99'):.2f}"
+                             + (f" ({errors} failed)" if errors else ""))
+            if any(c != "—" for c in cells):
+                print(f"| {scenario} | {backend} | " + " | ".join(cells) + " |")

@@ -1,8 +1,19 @@
-// node-oidc-provider configured like our issuer for bench/run.sh: one confidential client with
-// client_secret_basic and the client-credentials grant, JWT access tokens signed with ALG, discovery, JWKS.
-// Environment: PORT, ALG (RS256 | ES256 | EdDSA), CLIENT_ID, CLIENT_SECRET.
+// node-oidc-provider configured like our issuer for bench/run.sh: a confidential client with
+// client_secret_basic and the client-credentials grant, JWT access tokens signed with ALG, discovery, JWKS;
+// and a relying party whose refresh tokens rotate on every use, as ours do.
+// Environment: PORT, ALG (RS256 | ES256 | EdDSA), CLIENT_ID, CLIENT_SECRET, RP_SECRET.
+// With SEED_USERS=N and SEED_OUT=dir it first creates N accounts, each with a grant, a refresh token and an
+// opaque access token (the kind its userinfo accepts), and writes a sample of SEED_SAMPLE of them to
+// dir/refresh_tokens.txt and dir/access_tokens.txt, as idp/examples/bench_seed.rs does for ours.
+import { mkdirSync, writeFileSync } from 'node:fs';
+
 import Provider from 'oidc-provider';
+import MemoryAdapter from 'oidc-provider/lib/adapters/memory_adapter.js';
 import { generateKeyPair, exportJWK } from 'jose';
+
+// The default in-memory adapter keeps 1,000 entries (an LRU); its adapter over a plain Map keeps every seeded
+// token (a Map's `set` ignores the LRU's third argument, the entry's lifetime; tokens still check their own).
+const store = new Map();
 
 const port = Number(process.env.PORT ?? 3000);
 const alg = process.env.ALG ?? 'ES256';
@@ -19,6 +30,10 @@ async function key(algorithm, kid) {
 const keys = [await key('RS256', 'rs256')];
 if (alg !== 'RS256') keys.push(await key(alg, alg.toLowerCase()));
 
+const rpScope = 'openid offline_access media.read';
+// Accounts live in memory, as the tokens do: the refresh grant and userinfo look the account up.
+const accounts = new Map();
+
 const provider = new Provider(issuer, {
   clients: [{
     client_id: process.env.CLIENT_ID ?? 'bench',
@@ -28,10 +43,24 @@ const provider = new Provider(issuer, {
     response_types: [],
     token_endpoint_auth_method: 'client_secret_basic',
     scope: 'media.read',
+  }, {
+    client_id: 'bench-rp',
+    client_secret: process.env.RP_SECRET ?? 'bench-rp-secret-bench-rp-secret-bench-rp',
+    grant_types: ['authorization_code', 'refresh_token'],
+    redirect_uris: ['https://rp.bench.test/callback'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'client_secret_basic',
+    scope: rpScope,
   }],
   jwks: { keys },
   enabledJWA: { idTokenSigningAlgValues: ['RS256'], requestObjectSigningAlgValues: ['RS256'] },
-  scopes: ['openid', 'media.read'],
+  scopes: ['openid', 'offline_access', 'media.read'],
+  rotateRefreshToken: true,
+  adapter: (model) => new MemoryAdapter(model, store),
+  async findAccount(ctx, sub) {
+    const account = accounts.get(sub);
+    return account && { accountId: sub, claims: async () => ({ sub, name: account.name }) };
+  },
   features: {
     clientCredentials: { enabled: true },
     introspection: { enabled: true },
@@ -44,4 +73,32 @@ const provider = new Provider(issuer, {
     },
   },
 });
+async function seed(users, sample, out) {
+  const client = await provider.Client.find('bench-rp');
+  const stride = Math.max(1, Math.floor(users / Math.max(sample, 1)));
+  const refreshTokens = [];
+  const accessTokens = [];
+  for (let i = 0; i < users; i += 1) {
+    const accountId = `user${i}`;
+    accounts.set(accountId, { name: `Bench user ${i}` });
+    const grant = new provider.Grant({ accountId, clientId: client.clientId });
+    grant.addOIDCScope('openid offline_access');
+    grant.addResourceScope(audience, 'media.read');
+    const grantId = await grant.save();
+    const common = { accountId, client, grantId, gty: 'authorization_code', expiresWithSession: false };
+    const refreshToken = await new provider.RefreshToken({ ...common, scope: rpScope, resource: audience, authTime: Date.now() / 1000 | 0 }).save();
+    const accessToken = await new provider.AccessToken({ ...common, scope: 'openid' }).save();
+    if (i % stride === 0 && i / stride < sample) {
+      refreshTokens.push(refreshToken);
+      accessTokens.push(accessToken);
+    }
+  }
+  mkdirSync(out, { recursive: true });
+  writeFileSync(`${out}/refresh_tokens.txt`, `${refreshTokens.join('\n')}\n`);
+  writeFileSync(`${out}/access_tokens.txt`, `${accessTokens.join('\n')}\n`);
+}
+
+if (process.env.SEED_USERS) {
+  await seed(Number(process.env.SEED_USERS), Number(process.env.SEED_SAMPLE ?? 9000), process.env.SEED_OUT ?? '.');
+}
 provider.listen(port, '127.0.0.1', () => console.log(`node-oidc-provider ${alg} on ${issuer}`));

@@ -1,0 +1,201 @@
+//! Fills a scratch database for `bench/run.sh`: N users, each with one live grant (scope
+//! `openid offline_access media.read`) holding a refresh token and an access-token record, all issued to one
+//! confidential client. It then writes a sample of those tokens, spread evenly over the whole population, for
+//! the load generator: `refresh_tokens.txt` (opaque) and `access_tokens.txt` (signed JWTs whose `jti` rows are
+//! in the database), plus `client.json` and `users.txt` (the email of every sampled user; the password of
+//! every user is `bench-password`).
+//!
+//! It reads the same `IDP_*` environment as the server (database, keys, issuer, lifetimes) and writes rows in
+//! batches straight into the tables, so that a million users take a minute rather than a million argon2 hashes
+//! and HTTP round trips: every user shares one argon2 hash.
+//!
+//! ```text
+//! IDP_DATABASE_URL=sqlite://scratch/idp.db IDP_KEYS_DIR=scratch/keys … \
+//!   cargo run --release -p idp --example bench_seed -- --users 100000 --sample 9000 --out scratch/seed
+//! ```
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use idp::config::Config;
+use idp::domain::clients::ClientRegistration;
+use idp::domain::grants::issue::{self, SessionRef};
+use idp::domain::password::{self, Password};
+use idp::domain::scope::Scopes;
+use idp::domain::tokens;
+use idp::domain::users::UserId;
+use idp::state::AppState;
+use sqlx::AnyConnection;
+
+const SCOPE: &str = "openid offline_access media.read";
+const PASSWORD: &str = "bench-password";
+/// Rows per INSERT statement: 500 rows of at most 8 columns stay far below both backends' bind limits.
+const BATCH: usize = 500;
+/// Statements' worth of users per transaction.
+const BATCHES_PER_COMMIT: usize = 40;
+
+#[derive(Parser)]
+struct Args {
+    /// How many users (and grants, refresh tokens and access-token records) to create.
+    #[arg(long)]
+    users: usize,
+    /// How many of them to write out for the load generator.
+    #[arg(long, default_value_t = 9000)]
+    sample: usize,
+    /// Where to write the sample.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// One value of a batched INSERT.
+enum Cell {
+    Text(String),
+    Int(i64),
+}
+
+/// `INSERT INTO table (columns) VALUES (…), (…)` for `rows`, with numbered placeholders (both backends).
+async fn insert(tx: &mut AnyConnection, table: &str, columns: &[&str], rows: Vec<Vec<Cell>>) -> anyhow::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+    let mut n = 0;
+    for (i, row) in rows.iter().enumerate() {
+        sql.push_str(if i == 0 { "(" } else { ", (" });
+        for j in 0..row.len() {
+            n += 1;
+            sql.push_str(&if j == 0 { format!("${n}") } else { format!(", ${n}") });
+        }
+        sql.push(')');
+    }
+    // Table and column names are this program's constants; every value is bound.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for cell in rows.into_iter().flatten() {
+        query = match cell {
+            Cell::Text(s) => query.bind(s),
+            Cell::Int(i) => query.bind(i),
+        };
+    }
+    query.execute(tx).await.with_context(|| format!("inserting into {table}"))?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if args.users == 0 {
+        bail!("--users: give at least 1");
+    }
+    let config = Config::load(None)?;
+    let state = AppState::build(config).await?;
+    let pool = state.db.pool().clone();
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+
+    let registration = ClientRegistration {
+        name: "bench relying party".into(),
+        redirect_uris: vec!["https://rp.bench.test/callback".into()],
+        post_logout_redirect_uris: vec![],
+        public: false,
+        grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+        scopes: SCOPE.split(' ').map(str::to_owned).collect(),
+        auth_method: None,
+        backchannel_logout_uri: None,
+    };
+    let now = state.clock.now();
+    let client = registration.validate(now).map_err(anyhow::Error::msg)?;
+    state.db.clients().insert(&client.client).await?;
+    let client_id = client.client.id.as_str().to_owned();
+    let secret = client.secret.as_ref().map(|s| s.expose().to_owned()).context("the client has no secret")?;
+    std::fs::write(
+        args.out.join("client.json"),
+        serde_json::json!({"client_id": client_id, "client_secret": secret}).to_string(),
+    )?;
+
+    let password_hash = password::hash(&Password::new(PASSWORD.into())?).await?;
+    let scope = Scopes::parse(SCOPE)?;
+    let ring = state.keys.current();
+    let ctx = state.grant_context(&ring);
+    let now_secs = now.unix_timestamp();
+    let refresh_expires = now_secs + i64::try_from(state.config.refresh_token_ttl.as_secs())?;
+    let grant_expires = now_secs + i64::try_from(state.config.refresh_token_absolute_ttl.as_secs())?;
+    let access_expires = now_secs + i64::try_from(state.config.access_token_ttl.as_secs())?;
+    // Every `stride`-th user is sampled, so the sample spans the whole population (and every index page).
+    let stride = (args.users / args.sample.max(1)).max(1);
+
+    let mut refresh_out = std::io::BufWriter::new(std::fs::File::create(args.out.join("refresh_tokens.txt"))?);
+    let mut access_out = std::io::BufWriter::new(std::fs::File::create(args.out.join("access_tokens.txt"))?);
+    let mut users_out = std::io::BufWriter::new(std::fs::File::create(args.out.join("users.txt"))?);
+    let started = std::time::Instant::now();
+    let mut tx = pool.begin().await?;
+    for (n, start) in (0..args.users).step_by(BATCH).enumerate() {
+        if n > 0 && n % BATCHES_PER_COMMIT == 0 {
+            tx.commit().await?;
+            tx = pool.begin().await?;
+        }
+        let (mut users, mut grants, mut refresh, mut access) = (vec![], vec![], vec![], vec![]);
+        for i in start..(start + BATCH).min(args.users) {
+            let user_id = UserId::new().to_string();
+            let email = format!("user{i}@bench.test");
+            let grant_id = tokens::new_id();
+            let sid = tokens::new_id();
+            let refresh_token = tokens::new_secret();
+            let sampled = i % stride == 0 && i / stride < args.sample;
+            let (jti, expires) = if sampled {
+                let session = SessionRef { sid: &sid, auth_time: now_secs };
+                let token = issue::access_token(&ctx, &user_id, &client_id, &scope, Some(session))?;
+                writeln!(access_out, "{}", token.jwt)?;
+                writeln!(refresh_out, "{refresh_token}")?;
+                writeln!(users_out, "{email}")?;
+                (token.claims.jti, token.claims.exp)
+            } else {
+                (tokens::new_id(), access_expires)
+            };
+            users.push(vec![
+                Cell::Text(user_id.clone()),
+                Cell::Text(email),
+                Cell::Text(format!("Bench user {i}")),
+                Cell::Text(password_hash.as_str().to_owned()),
+                Cell::Int(now_secs),
+                Cell::Int(now_secs),
+            ]);
+            grants.push(vec![
+                Cell::Text(grant_id.clone()),
+                Cell::Text(client_id.clone()),
+                Cell::Text(user_id),
+                Cell::Text(SCOPE.into()),
+                Cell::Text(sid),
+                Cell::Int(now_secs),
+                Cell::Int(now_secs),
+                Cell::Int(grant_expires),
+            ]);
+            refresh.push(vec![
+                Cell::Text(tokens::hash_secret(&refresh_token)),
+                Cell::Text(grant_id.clone()),
+                Cell::Int(now_secs),
+                Cell::Int(refresh_expires),
+            ]);
+            access.push(vec![Cell::Text(jti), Cell::Text(grant_id), Cell::Int(expires)]);
+        }
+        insert(&mut tx, "users", &["id", "email", "name", "password_hash", "created_at", "updated_at"], users).await?;
+        let grant_columns = ["id", "client_id", "user_id", "scope", "sid", "auth_time", "created_at", "expires_at"];
+        insert(&mut tx, "grants", &grant_columns, grants).await?;
+        insert(&mut tx, "refresh_tokens", &["token_hash", "grant_id", "created_at", "expires_at"], refresh).await?;
+        insert(&mut tx, "access_tokens", &["jti", "grant_id", "expires_at"], access).await?;
+    }
+    tx.commit().await?;
+    refresh_out.flush()?;
+    access_out.flush()?;
+    users_out.flush()?;
+    // Fresh statistics, as a long-running database would have, so the planner picks the indexes.
+    sqlx::query("ANALYZE").execute(&pool).await?;
+    eprintln!(
+        "seeded {} users, grants, refresh tokens and access tokens in {:.1} s; sampled {}",
+        args.users,
+        started.elapsed().as_secs_f64(),
+        args.users.min(args.sample * stride).div_ceil(stride)
+    );
+    state.db.close().await;
+    Ok(())
+}
