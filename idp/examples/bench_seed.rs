@@ -102,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
         scopes: SCOPE.split(' ').map(str::to_owned).collect(),
         auth_method: None,
         backchannel_logout_uri: None,
+        id_token_alg: None,
     };
     let now = state.clock.now();
     let client = registration.validate(now).map_err(anyhow::Error::msg)?;

@@ -112,6 +112,10 @@ pub struct CreateClient {
     /// Where logout tokens are sent when a session ends (OIDC Back-Channel Logout).
     #[arg(long, value_name = "URI")]
     backchannel_logout_uri: Option<String>,
+    /// The algorithm of the client's ID tokens: RS256 (default), ES256 or EdDSA; it must be in
+    /// IDP_SIGNING_ALGS.
+    #[arg(long, value_name = "ALG")]
+    id_token_alg: Option<String>,
 }
 
 /// Runs a command with a validated configuration.
@@ -129,7 +133,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Client(command) => {
             let db = open_database(&config).await?;
-            client(command, &db).await
+            client(command, &db, &config).await
         }
     }
 }
@@ -226,11 +230,12 @@ fn describe_client(client: &Client) -> serde_json::Value {
         "grant_types": client.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
         "scope": client.scopes.to_string(),
         "backchannel_logout_uri": client.backchannel_logout_uri.as_ref().map(|u| u.as_str()),
+        "id_token_signed_response_alg": client.id_token_alg.as_str(),
         "created_at": time_string(client.created_at.unix_timestamp()),
     })
 }
 
-async fn client(command: ClientCommand, db: &Database) -> anyhow::Result<()> {
+async fn client(command: ClientCommand, db: &Database, config: &Config) -> anyhow::Result<()> {
     match command {
         ClientCommand::Create(args) => {
             let registration = ClientRegistration {
@@ -242,8 +247,13 @@ async fn client(command: ClientCommand, db: &Database) -> anyhow::Result<()> {
                 scopes: args.scopes,
                 auth_method: args.token_endpoint_auth_method,
                 backchannel_logout_uri: args.backchannel_logout_uri,
+                id_token_alg: args.id_token_alg,
             };
             let new = registration.validate(OffsetDateTime::now_utc()).map_err(anyhow::Error::msg)?;
+            let alg = new.client.id_token_alg;
+            if !config.signing_algs.contains(&alg) {
+                bail!("--id-token-alg: {alg} has no signing key here; add it to IDP_SIGNING_ALGS first");
+            }
             db.clients().insert(&new.client).await?;
             let mut out = json!({"client_id": new.client.id.as_str()});
             if let Some(secret) = &new.secret {

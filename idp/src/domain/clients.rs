@@ -6,6 +6,7 @@ use std::str::FromStr;
 use time::OffsetDateTime;
 use url::Url;
 
+use super::keys::SigningAlgorithm;
 use super::scope::{self, Scopes};
 use super::secret::{ClientSecret, SecretHash};
 
@@ -164,6 +165,8 @@ pub struct Client {
     pub scopes: Scopes,
     /// OIDC Back-Channel Logout §2.2: where logout tokens are POSTed when a session of this client ends.
     pub backchannel_logout_uri: Option<RedirectUri>,
+    /// OIDC Registration §2 `id_token_signed_response_alg`; RS256 unless the client registered another.
+    pub id_token_alg: SigningAlgorithm,
     pub created_at: OffsetDateTime,
 }
 
@@ -202,6 +205,8 @@ pub struct ClientRegistration {
     pub scopes: Vec<String>,
     pub auth_method: Option<String>,
     pub backchannel_logout_uri: Option<String>,
+    /// `id_token_signed_response_alg`: RS256, ES256 or EdDSA; RS256 when absent.
+    pub id_token_alg: Option<String>,
 }
 
 /// A registration that passed every rule, ready to store, with the secret to show once.
@@ -272,6 +277,11 @@ impl ClientRegistration {
             }
         };
 
+        let id_token_alg = match self.id_token_alg.as_deref() {
+            None => SigningAlgorithm::Rs256,
+            Some(alg) => alg.parse().map_err(|e| format!("--id-token-alg: {e}"))?,
+        };
+
         let secret = (auth_method != AuthMethod::None).then(ClientSecret::generate);
         let client = Client {
             id: ClientId::generate(),
@@ -283,6 +293,7 @@ impl ClientRegistration {
             grant_types,
             scopes,
             backchannel_logout_uri,
+            id_token_alg,
             created_at: now,
         };
         Ok(NewClient { client, secret })

@@ -5,6 +5,7 @@ use sqlx::AnyPool;
 
 use super::{StorageError, conflict_on_unique, to_time};
 use crate::domain::clients::{Client, ClientId, GrantType, RedirectUri};
+use crate::domain::keys::SigningAlgorithm;
 use crate::domain::scope::Scopes;
 use crate::domain::secret::SecretHash;
 
@@ -12,13 +13,15 @@ pub struct Clients<'a> {
     pool: &'a AnyPool,
 }
 
-type ClientRow = (String, String, Option<String>, String, String, String, String, String, i64, Option<String>);
+type ClientRow =
+    (String, String, Option<String>, String, String, String, String, String, i64, Option<String>, Option<String>);
 
 /// The selected columns, in the order of the row tuple.
 macro_rules! client_columns {
     () => {
         "client_id, name, secret_hash, token_endpoint_auth_method, redirect_uris, \
-                       post_logout_redirect_uris, grant_types, scopes, created_at, backchannel_logout_uri"
+                       post_logout_redirect_uris, grant_types, scopes, created_at, backchannel_logout_uri, \
+                       id_token_signed_response_alg"
     };
 }
 
@@ -33,8 +36,19 @@ fn uris_from_json(id: &str, json: &str) -> Result<Vec<RedirectUri>, StorageError
 }
 
 fn from_row(row: ClientRow) -> Result<Client, StorageError> {
-    let (id, name, secret_hash, auth_method, redirect_uris, post_logout, grant_types, scopes, created_at, backchannel) =
-        row;
+    let (
+        id,
+        name,
+        secret_hash,
+        auth_method,
+        redirect_uris,
+        post_logout,
+        grant_types,
+        scopes,
+        created_at,
+        backchannel,
+        id_token_alg,
+    ) = row;
     let corrupt = |what: &str, e: String| StorageError::Corrupt(format!("{what} of client {id}: {e}"));
     Ok(Client {
         name,
@@ -51,6 +65,10 @@ fn from_row(row: ClientRow) -> Result<Client, StorageError> {
         scopes: Scopes::parse(&scopes).map_err(|e| corrupt("scopes", e.to_string()))?,
         created_at: to_time(created_at)?,
         backchannel_logout_uri: backchannel.map(RedirectUri::from_stored),
+        id_token_alg: match id_token_alg {
+            None => SigningAlgorithm::Rs256,
+            Some(alg) => alg.parse().map_err(|e| corrupt("ID token algorithm", e))?,
+        },
         id: ClientId::from_stored(id),
     })
 }
@@ -65,7 +83,7 @@ impl<'a> Clients<'a> {
         sqlx::query(concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ))
         .bind(client.id.as_str())
         .bind(&client.name)
@@ -77,6 +95,8 @@ impl<'a> Clients<'a> {
         .bind(client.scopes.to_string())
         .bind(client.created_at.unix_timestamp())
         .bind(client.backchannel_logout_uri.as_ref().map(RedirectUri::as_str))
+        // RS256, the default, is stored as NULL, as it reads back.
+        .bind((client.id_token_alg != SigningAlgorithm::Rs256).then(|| client.id_token_alg.as_str()))
         .execute(self.pool)
         .await
         .map_err(conflict_on_unique("client_id"))?;

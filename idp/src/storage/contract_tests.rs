@@ -11,6 +11,7 @@ use crate::config::DatabaseUrl;
 use crate::domain::clients::ClientRegistration;
 use crate::domain::email::Email;
 use crate::domain::grants::Grant;
+use crate::domain::keys::SigningAlgorithm;
 use crate::domain::password::PasswordHash;
 use crate::domain::scope::Scopes;
 use crate::domain::users::{DisplayName, NewUser, UserId};
@@ -129,6 +130,7 @@ fn registration(name: &str) -> ClientRegistration {
         grant_types: vec!["authorization_code".into(), "refresh_token".into(), "client_credentials".into()],
         scopes: vec!["openid email media:read".into()],
         backchannel_logout_uri: Some("https://app.example.com/backchannel".into()),
+        id_token_alg: Some("EdDSA".into()),
         ..Default::default()
     }
 }
@@ -144,6 +146,7 @@ async fn client_round_trips_every_field(db: Database) {
     assert_eq!(stored.grant_types, new.client.grant_types);
     assert_eq!(stored.scopes, new.client.scopes);
     assert_eq!(stored.backchannel_logout_uri, new.client.backchannel_logout_uri);
+    assert_eq!(stored.id_token_alg, SigningAlgorithm::EdDsa);
     assert_eq!(stored.created_at, now());
     assert!(stored.verify_secret(new.secret.unwrap().expose()), "the stored hash verifies the secret shown once");
 }

@@ -208,8 +208,11 @@ fn client_delete_removes_it_and_an_unknown_id_is_an_error() {
 fn client_create_errors_are_one_line_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     let env = cli_env(dir.path());
-    let cases: [(&[&str], &str); 3] = [
+    let cases: [(&[&str], &str); 5] = [
         (&["--grant-type", "password", "--redirect-uri", "https://a.example.com/cb"], "--grant-type"),
+        (&["--id-token-alg", "HS256", "--redirect-uri", "https://a.example.com/cb"], "--id-token-alg"),
+        // The test configuration signs with RS256 and ES256 only.
+        (&["--id-token-alg", "EdDSA", "--redirect-uri", "https://a.example.com/cb"], "--id-token-alg"),
         (&["--redirect-uri", "http://a.example.com/cb"], "--redirect-uri"),
         (&[], "--redirect-uri"),
     ];

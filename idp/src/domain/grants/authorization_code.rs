@@ -97,7 +97,7 @@ pub async fn exchange(
     let session = SessionRef { sid: &grant.sid, auth_time: grant.auth_time };
     let access = issue::access_token(ctx, &grant.user_id, &grant.client_id, &scope, Some(session))?;
     let id_token = if scope.contains(scope::OPENID) {
-        Some(issue::id_token(ctx, &user, &grant.client_id, &scope, session, code.nonce.as_deref(), &access.jwt)?)
+        Some(issue::id_token(ctx, &user, client, &scope, session, code.nonce.as_deref(), &access.jwt)?)
     } else {
         None
     };

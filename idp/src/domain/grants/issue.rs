@@ -7,7 +7,8 @@ use utoipa::ToSchema;
 
 use super::secs;
 use crate::config::Config;
-use crate::domain::keys::{KeyRing, SigningAlgorithm};
+use crate::domain::clients::Client;
+use crate::domain::keys::KeyRing;
 use crate::domain::scope::{self, Scopes};
 use crate::domain::tokens::{self, ACCESS_TOKEN_TYP, AccessTokenClaims, ID_TOKEN_TYP, IdTokenClaims};
 use crate::domain::users::User;
@@ -82,22 +83,23 @@ pub fn access_token(
     Ok(AccessToken { jwt, claims })
 }
 
-/// Signs an ID token (RS256, which every relying party supports) with the claims of the granted scopes.
+/// Signs an ID token for `client` with the claims of the granted scopes, with the client's registered
+/// algorithm (RS256, which every relying party supports, unless it chose another).
 pub fn id_token(
     ctx: &GrantContext<'_>,
     user: &User,
-    client_id: &str,
+    client: &Client,
     scope: &Scopes,
     session: SessionRef<'_>,
     nonce: Option<&str>,
     access_token: &str,
 ) -> Result<String, Error> {
-    let alg = SigningAlgorithm::Rs256;
+    let alg = client.id_token_alg;
     let now = ctx.now_secs();
     let claims = IdTokenClaims {
         iss: ctx.config.endpoint(""),
         sub: user.id.to_string(),
-        aud: client_id.to_owned(),
+        aud: client.id.as_str().to_owned(),
         exp: now + secs(ctx.config.id_token_ttl),
         iat: now,
         auth_time: session.auth_time,

@@ -53,7 +53,7 @@ pub async fn exchange(
     // OIDC Core §12.2: a new ID token for the same subject, without a nonce. Signed before the transaction,
     // so that nothing can fail between spending the old refresh token and answering.
     let id_token = if scope.contains(scope::OPENID) {
-        Some(issue::id_token(ctx, &user, &grant.client_id, &scope, session, None, &access.jwt)?)
+        Some(issue::id_token(ctx, &user, client, &scope, session, None, &access.jwt)?)
     } else {
         None
     };

@@ -59,8 +59,8 @@ impl ProviderMetadata {
             response_modes_supported: vec!["query"],
             grant_types_supported: GrantType::ALL.iter().map(|g| g.as_str()).collect(),
             subject_types_supported: vec!["public"],
-            // ID tokens are always RS256 (issue::id_token); other algorithms sign access tokens only.
-            id_token_signing_alg_values_supported: vec!["RS256"],
+            // RS256 for every client unless it registered another of the configured algorithms.
+            id_token_signing_alg_values_supported: config.signing_algs.iter().map(|a| a.as_str()).collect(),
             token_endpoint_auth_methods_supported: AuthMethod::SUPPORTED.iter().map(|m| m.as_str()).collect(),
             introspection_endpoint_auth_methods_supported: vec!["client_secret_basic", "client_secret_post"],
             revocation_endpoint_auth_methods_supported: AuthMethod::SUPPORTED.iter().map(|m| m.as_str()).collect(),

@@ -1,12 +1,15 @@
 //! The authorization code flow with PKCE end to end, with `openidconnect` validating the ID token, and the
 //! shape of the tokens issued (OIDC Core §2, RFC 9068).
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use idp::domain::clients::ClientRegistration;
 use openidconnect::core::CoreTokenType;
 use openidconnect::{Nonce, OAuth2TokenResponse};
 
 use crate::oauth::flow::{
     AuthRequest, EMAIL, id_token_claims, native_app, now, openid_login, register, secret_post_app, setup, tokens,
-    tokens_for, user_id, verified_jwt,
+    tokens_for, user_id, verified_jwt, web_app,
 };
 
 #[tokio::test]
@@ -81,6 +84,19 @@ async fn id_token_names_the_user_session_and_email() {
     for claim in ["at_hash", "sid"] {
         assert!(claims[claim].as_str().is_some_and(|s| !s.is_empty()), "{claim} in {claims}");
     }
+}
+
+#[tokio::test]
+async fn id_token_is_signed_with_the_algorithm_the_client_registered() {
+    let (app, _) = setup().await;
+    let client = register(&app, ClientRegistration { id_token_alg: Some("ES256".into()), ..web_app() }).await;
+    let body = tokens(&app, &client).await;
+    let (header, claims) = verified_jwt(&app, body["id_token"].as_str().unwrap(), &client.id).await;
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+    // OIDC Core §3.1.3.6: at_hash uses the hash of the ID token's algorithm (SHA-256 for ES256).
+    let digest =
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body["access_token"].as_str().unwrap().as_bytes());
+    assert_eq!(claims["at_hash"], URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16]));
 }
 
 #[tokio::test]
