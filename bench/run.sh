@@ -12,6 +12,7 @@
 #   introspect-access    introspection of a user's access token (ours: JWT + grant check; peer: opaque)
 #   introspect-refresh   introspection of a refresh token (both: a stored, opaque token)
 #   refresh              the refresh-token grant with rotation and a new ID token, each token used once
+#   login                browsers signing in with a password (ours only; measured against the argon2 limit)
 # The last four run on databases of LEVELS users (each with a grant, a refresh token and an access token),
 # seeded by idp/examples/bench_seed.rs (and by the peer itself): on SQLite, and on PostgreSQL when PG_URL
 # answers. The peer, whose store is in memory, runs beside ours at PEER_LEVEL on SQLite.
@@ -87,24 +88,42 @@ stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
-# measure SCENARIO LEVEL BACKEND SERVER RUN PID URL SCRIPT [script args…]: one bounded wrk run, with the
-# server's CPU time.
-measure() {
-  local scenario=$1 level=$2 backend=$3 server=$4 run=$5 pid=$6 url=$7 script=$8; shift 8
-  local name="$scenario-$level-$backend-$server-$run" before after
+# run_load SCENARIO LEVEL BACKEND SERVER RUN PID COMMAND…: one bounded load run, whose command writes its
+# report to $REPORT, with the server's CPU time over it.
+run_load() {
+  local scenario=$1 level=$2 backend=$3 server=$4 run=$5 pid=$6; shift 6
+  local before after
+  REPORT="$OUT/$scenario-$level-$backend-$server-$run.json"
   before=$(cpu_ticks "$pid")
-  WRK_REPORT="$OUT/$name.json" taskset -c "$LOAD_CPU" \
-    wrk -t1 -c"$CONNECTIONS" -d"$DURATION" -s "bench/wrk/$script" "$url" -- "$@" >/dev/null
+  "$@"
   after=$(cpu_ticks "$pid")
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$scenario" "$level" "$backend" "$server" "$run" "$((after - before))" \
     >>"$OUT/runs.tsv"
   echo "   $scenario ${level/-/} $backend $server run $run done"
 }
 
+# measure SCENARIO LEVEL BACKEND SERVER RUN PID URL SCRIPT [script args…]: a wrk run.
+measure() {
+  local url=$7 script=$8
+  run_load "${@:1:6}" wrk_run "$url" "$script" "${@:9}"
+}
+wrk_run() {  # url script [script args…]
+  WRK_REPORT="$REPORT" taskset -c "$LOAD_CPU" \
+    wrk -t1 -c"$CONNECTIONS" -d"$DURATION" -s "bench/wrk/$2" "$1" -- "${@:3}" >/dev/null
+}
+
+# measure_login LEVEL BACKEND RUN PID URL USERS_FILE: browsers signing in (bench/login.py).
+measure_login() {
+  run_load login "$1" "$2" ours "$3" "$4" \
+    taskset -c "$LOAD_CPU" python3 bench/login.py "$5" "$6" "${DURATION%s}" "$CONNECTIONS" "$REPORT"
+}
+
 basic() { printf '%s:%s' "$1" "$2" | base64 -w0; }
 
-echo "== signing limit per core"
-taskset -c "$SERVER_CPU" cargo bench -q -p idp --bench signing 2>/dev/null | tee "$OUT/signing.jsonl"
+echo "== signing and password limits per core"
+for bench in signing password; do
+  taskset -c "$SERVER_CPU" cargo bench -q -p idp --bench "$bench" 2>/dev/null
+done | tee "$OUT/limits.jsonl"
 
 for alg in $ALGS; do
   echo "== client credentials, $alg"
@@ -150,6 +169,8 @@ user_scenarios() {
     >"$seed/refresh-$run.txt"
   measure refresh "$level" "$backend" "$server" "$run" "$pid" "$url" tokens.lua \
     refresh "$basic" /token "$seed/refresh-$run.txt"
+  # The peer's sign-in pages are development stand-ins without a password check: ours only.
+  if [ "$server" = ours ]; then measure_login "$level" "$backend" "$run" "$pid" "$url" "$seed/users.txt"; fi
 }
 
 backends=(sqlite)

@@ -1,14 +1,17 @@
 //! Human passwords: the policy (ASVS 6.2) and argon2id hashing at the OWASP parameters.
 //!
 //! Hashing costs ~20 ms of CPU and 19 MiB of memory, so it runs on the blocking pool, never on the async
-//! workers. Unknown accounts are checked against a dummy hash so that "no such user" and "wrong password"
-//! take the same time (ASVS 6.3.8).
+//! workers, and at most one hash per core runs at a time: memory stays under cores × 19 MiB however many
+//! sign-ins arrive at once, and a burst waits its turn instead of sharing the cores ever more thinly.
+//! Unknown accounts are checked against a dummy hash so that "no such user" and "wrong password" take the
+//! same time (ASVS 6.3.8).
 
 use std::fmt;
 use std::sync::LazyLock;
 
 use argon2::password_hash::{PasswordHash as Phc, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
 
 use super::random;
 
@@ -113,10 +116,23 @@ fn verify_blocking(password: &str, hash: &PasswordHash) -> bool {
 /// A hash of a random password, made once, to spend the same time on unknown accounts.
 static DUMMY_HASH: LazyLock<Option<PasswordHash>> = LazyLock::new(|| hash_blocking(&random::token::<16>()).ok());
 
+/// One hash at a time per core the process may run on.
+static HASHING: LazyLock<Semaphore> =
+    LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get())));
+
+/// Runs `work` on the blocking pool once `turns` has a free permit, holding it until the work is done.
+async fn in_turn<T: Send + 'static>(
+    turns: &Semaphore,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, HashingError> {
+    let _turn = turns.acquire().await.map_err(|e| HashingError(e.to_string()))?;
+    tokio::task::spawn_blocking(work).await.map_err(|e| HashingError(e.to_string()))
+}
+
 /// Hashes a password on the blocking pool.
 pub async fn hash(password: &Password) -> Result<PasswordHash, HashingError> {
     let password = password.0.clone();
-    tokio::task::spawn_blocking(move || hash_blocking(&password)).await.map_err(|e| HashingError(e.to_string()))?
+    in_turn(&HASHING, move || hash_blocking(&password)).await?
 }
 
 /// Checks `password` against `hash`, or against a dummy hash when there is no account, so that both
@@ -124,7 +140,7 @@ pub async fn hash(password: &Password) -> Result<PasswordHash, HashingError> {
 pub async fn verify(password: &str, hash: Option<&PasswordHash>) -> bool {
     let password = password.to_owned();
     let hash = hash.cloned();
-    tokio::task::spawn_blocking(move || match hash {
+    in_turn(&HASHING, move || match hash {
         Some(hash) => verify_blocking(&password, &hash),
         None => {
             if let Some(dummy) = DUMMY_HASH.as_ref() {
@@ -139,7 +155,35 @@ pub async fn verify(password: &str, hash: Option<&PasswordHash>) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn no_more_hashes_run_at_once_than_there_are_turns() {
+        let turns = Arc::new(Semaphore::new(2));
+        let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (turns, running, most) = (turns.clone(), running.clone(), most.clone());
+                tokio::spawn(async move {
+                    in_turn(&turns, move || {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(20));
+                        running.fetch_sub(1, Ordering::SeqCst);
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 2, "two turns: two at a time, never more");
+    }
 
     #[test]
     fn policy_counts_characters_not_bytes() {
