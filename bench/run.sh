@@ -124,6 +124,8 @@ echo "== signing and password limits per core"
 for bench in signing password; do
   taskset -c "$SERVER_CPU" cargo bench -q -p idp --bench "$bench" 2>/dev/null
 done | tee "$OUT/limits.jsonl"
+echo "== resource-server token validation (media-api), one core"
+taskset -c "$SERVER_CPU" cargo bench -q -p media-api --bench validate 2>/dev/null | tee "$OUT/validate.jsonl"
 
 for alg in $ALGS; do
   echo "== client credentials, $alg"

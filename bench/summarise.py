@@ -77,6 +77,23 @@ if signing:
     print("Per-core limits (signatures with keys parsed once; argon2id sign-in checks): "
           + ", ".join(f"{alg} {n:,.0f}/s" for alg, n in signing.items()))
 
+# Resource-server validation: µs per token, per algorithm and case.
+if os.path.exists(f"{out}/validate.jsonl"):
+    cases = defaultdict(dict)
+    for line in open(f"{out}/validate.jsonl"):
+        if line.strip().startswith("{"):
+            row = json.loads(line)
+            cases[row["alg"]][row["case"]] = row
+    if cases:
+        names = sorted({c for alg in cases.values() for c in alg})
+        print()
+        print("## Resource-server validation (media-api validator, one core): µs per token")
+        print()
+        print("| alg | " + " | ".join(names) + " |")
+        print("|---|" + "---:|" * len(names))
+        for alg, row in cases.items():
+            print(f"| {alg} | " + " | ".join(f"{row[c]['us_per_op']:.2f}" if c in row else "—" for c in names) + " |")
+
 # Growth: ours, per backend, per database size.
 levels = sorted({l for _, l, _, _ in runs if l != "-"}, key=int)
 if levels:
