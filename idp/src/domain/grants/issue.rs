@@ -7,9 +7,9 @@ use utoipa::ToSchema;
 
 use super::secs;
 use crate::config::Config;
-use crate::domain::keys::{KeyRing, SigningAlgorithm};
+use crate::domain::keys::{JwtType, KeyRing, SigningAlgorithm};
 use crate::domain::scope::{self, Scopes};
-use crate::domain::tokens::{self, ACCESS_TOKEN_TYP, AccessTokenClaims, ID_TOKEN_TYP, IdTokenClaims};
+use crate::domain::tokens::{self, AccessTokenClaims, IdTokenClaims};
 use crate::domain::users::User;
 use crate::error::Error;
 use crate::storage::Database;
@@ -78,7 +78,7 @@ pub fn access_token(
         auth_time: session.map(|s| s.auth_time),
         sid: session.map(|s| s.sid.to_owned()),
     };
-    let jwt = ctx.ring.active(ctx.config.access_token_alg)?.sign(ACCESS_TOKEN_TYP, &claims)?;
+    let jwt = ctx.ring.active(ctx.config.access_token_alg)?.sign(JwtType::AccessToken, &claims)?;
     Ok(AccessToken { jwt, claims })
 }
 
@@ -109,7 +109,7 @@ pub fn id_token(
         // Addresses are not verified by a message yet: say so rather than claim it.
         email_verified: scope.contains(scope::EMAIL).then_some(false),
     };
-    Ok(ctx.ring.active(alg)?.sign(ID_TOKEN_TYP, &claims)?)
+    Ok(ctx.ring.active(alg)?.sign(JwtType::IdToken, &claims)?)
 }
 
 pub fn response(access: &AccessToken, refresh_token: Option<String>, id_token: Option<String>) -> TokenResponse {
