@@ -28,8 +28,9 @@ impl GrantContext<'_> {
     }
 }
 
-/// The successful token response (RFC 6749 §5.1).
-#[derive(Debug, Serialize, ToSchema)]
+/// The successful token response (RFC 6749 §5.1). The token endpoint writes it as JSON itself
+/// (`http::oauth::token`); `Serialize` gives the same bytes.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     #[schema(example = "Bearer")]
