@@ -36,7 +36,7 @@ fn form_decode(s: &str) -> Cow<'_, str> {
     Cow::Owned(decoded.unwrap_or_default())
 }
 
-fn presented(headers: &HeaderMap, params: &FormParams) -> Result<Presented, Error> {
+fn presented(headers: &HeaderMap, params: &FormParams<'_>) -> Result<Presented, Error> {
     let basic = match headers.get(header::AUTHORIZATION) {
         None => None,
         Some(value) => {
@@ -65,7 +65,11 @@ fn presented(headers: &HeaderMap, params: &FormParams) -> Result<Presented, Erro
 }
 
 /// Authenticates the calling client, or answers `invalid_client` (401).
-pub async fn authenticate(state: &AppState, headers: &HeaderMap, params: &FormParams) -> Result<Arc<Client>, Error> {
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &FormParams<'_>,
+) -> Result<Arc<Client>, Error> {
     let presented = presented(headers, params)?;
     let (id, method, secret) = match &presented {
         Presented::Basic { id, secret } => (id, AuthMethod::ClientSecretBasic, Some(secret)),

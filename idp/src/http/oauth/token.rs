@@ -26,7 +26,7 @@ pub enum TokenRequest<'a> {
 }
 
 impl<'a> TokenRequest<'a> {
-    pub fn parse(params: &'a FormParams) -> Result<TokenRequest<'a>, Error> {
+    pub fn parse(params: &'a FormParams<'_>) -> Result<TokenRequest<'a>, Error> {
         match params.require("grant_type")? {
             "authorization_code" => Ok(TokenRequest::AuthorizationCode(CodeRequest {
                 code: params.require("code")?,
