@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderValue, Request, header};
+use axum::http::{HeaderName, HeaderValue, Request, header};
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -52,9 +52,9 @@ pub fn app(state: AppState) -> Router {
                 .layer(
                     TraceLayer::new_for_http()
                         .make_span_with(|request: &Request<_>| {
-                            let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-                            // The path only: query strings can carry codes and tokens, which are never logged.
-                            tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+                            // The fields are only evaluated when the span is enabled. The path only: query
+                            // strings can carry codes and tokens, which are never logged.
+                            tracing::info_span!("request", request_id = %request_id(request), method = %request.method(), path = %request.uri().path())
                         })
                         .on_request(DefaultOnRequest::new().level(Level::DEBUG))
                         .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
@@ -66,6 +66,13 @@ pub fn app(state: AppState) -> Router {
                 )),
         )
         .with_state(state)
+}
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The request id `SetRequestIdLayer` put on the request (or the caller's own).
+fn request_id<B>(request: &Request<B>) -> &str {
+    request.headers().get(X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-")
 }
 
 /// Request ids: a random prefix per process and a counter, unique across nodes without a system call per

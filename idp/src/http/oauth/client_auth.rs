@@ -29,7 +29,7 @@ enum Presented {
 /// Form-decodes one part of the Basic credentials (RFC 6749 §2.3.1). Generated ids and secrets are
 /// base64url, which needs no decoding: they are borrowed as they are.
 fn form_decode(s: &str) -> Cow<'_, str> {
-    if !s.contains(['%', '+', '&']) {
+    if !s.bytes().any(|b| matches!(b, b'%' | b'+' | b'&')) {
         return Cow::Borrowed(s);
     }
     let decoded = url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
