@@ -91,8 +91,13 @@ impl Default for RequestIds {
 
 impl MakeRequestId for RequestIds {
     fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
+        use std::fmt::Write;
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{}-{n:x}", self.prefix)).ok().map(RequestId::new)
+        // `<prefix>-<n in hex>`, written into one buffer that the header value then owns (no copy).
+        let mut id = String::with_capacity(self.prefix.len() + 17);
+        id.push_str(&self.prefix);
+        write!(id, "-{n:x}").ok()?;
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(id)).ok().map(RequestId::new)
     }
 }
 
@@ -147,4 +152,21 @@ pub async fn shutdown_signal() {
 pub(crate) fn public_cache(max_age: Duration) -> HeaderValue {
     HeaderValue::from_str(&format!("public, max-age={}", max_age.as_secs()))
         .unwrap_or_else(|_| HeaderValue::from_static("no-cache"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_the_prefix_and_a_hex_counter() {
+        let mut ids = RequestIds::default();
+        let request = Request::new(());
+        let made: Vec<String> = (0..17)
+            .map(|_| ids.make_request_id(&request).unwrap().header_value().to_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(made[0], format!("{}-0", ids.prefix));
+        assert_eq!(made[16], format!("{}-10", ids.prefix));
+        assert_eq!(ids.prefix.len(), 8, "6 random bytes in base64url");
+    }
 }
