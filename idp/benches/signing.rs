@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use idp::domain::keys::{SigningAlgorithm, SigningKey};
+use idp::domain::keys::{JwtType, SigningAlgorithm, SigningKey};
 
 fn main() {
     let claims = serde_json::json!({
@@ -20,13 +20,13 @@ fn main() {
         };
         // Warm up, then count signatures for the time budget.
         for _ in 0..50 {
-            let _ = key.sign("at+jwt", &claims);
+            let _ = key.sign(JwtType::AccessToken, &claims);
         }
         let start = Instant::now();
         let mut signed: u64 = 0;
         while start.elapsed() < budget {
             for _ in 0..20 {
-                if key.sign("at+jwt", &claims).is_ok() {
+                if key.sign(JwtType::AccessToken, &claims).is_ok() {
                     signed += 1;
                 }
             }

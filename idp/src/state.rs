@@ -18,8 +18,23 @@ pub const KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(2);
 /// How often expired sessions, codes, tokens and grants are swept away.
 pub const SESSION_CLEANUP_INTERVAL: Duration = Duration::from_secs(300);
 
+/// The state shared by every request, behind one reference count: axum clones the state into every
+/// request (and every boxed route holding it once more), so a clone is one atomic increment rather than one
+/// per member.
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+#[derive(Debug)]
+pub struct Shared {
     pub config: Arc<Config>,
     pub db: Database,
     pub keys: Arc<LiveKeyRing>,
@@ -85,7 +100,7 @@ impl AppState {
             .build()?;
 
         let discovery_json = discovery::document(&config).into();
-        Ok(AppState {
+        Ok(AppState(Arc::new(Shared {
             config: Arc::new(config),
             db,
             keys: Arc::new(keys),
@@ -95,7 +110,7 @@ impl AppState {
             backchannel_wake: Arc::new(Notify::new()),
             clients: Arc::default(),
             discovery_json,
-        })
+        })))
     }
 
     /// What the grant rules need for one request, with the key ring in force (`state.keys.current()`).

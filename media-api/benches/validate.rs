@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
-use idp::domain::keys::{KeyRing, SigningAlgorithm, SigningKey};
-use idp::domain::tokens::{ACCESS_TOKEN_TYP, AccessTokenClaims, new_id};
+use idp::domain::keys::{JwtType, KeyRing, SigningAlgorithm, SigningKey};
+use idp::domain::tokens::{AccessTokenClaims, new_id};
 use jsonwebtoken::Validation;
 use media_api::auth::{Validator, ValidatorConfig};
 use time::OffsetDateTime;
@@ -97,7 +97,7 @@ fn main() {
         };
         // Every token distinct (its own jti), signed before any timing.
         let tokens: Vec<String> = (0..batch)
-            .map(|_| key.sign(ACCESS_TOKEN_TYP, &AccessTokenClaims { jti: new_id(), ..claims.clone() }))
+            .map(|_| key.sign(JwtType::AccessToken, &AccessTokenClaims { jti: new_id(), ..claims.clone() }))
             .collect::<Result<_, _>>()
             .unwrap_or_else(|_| fail("signing failed"));
 

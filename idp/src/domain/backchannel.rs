@@ -12,7 +12,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
-use super::keys::{KeyRing, SigningAlgorithm};
+use super::keys::{JwtType, KeyRing, SigningAlgorithm};
 use super::tokens;
 use crate::config::Config;
 use crate::storage::Database;
@@ -20,8 +20,6 @@ use crate::storage::backchannel::Delivery;
 
 /// §2.4: the event that makes a JWT a logout token.
 pub const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
-/// §2.4: the recommended `typ` of logout tokens.
-pub const TYP: &str = "logout+jwt";
 
 const LEASE_SECS: i64 = 30;
 const BATCH: i64 = 16;
@@ -60,7 +58,7 @@ pub fn logout_token(
         sid: &delivery.sid,
         events: serde_json::json!({ EVENT: {} }),
     };
-    Ok(ring.active(SigningAlgorithm::Rs256)?.sign(TYP, &claims)?)
+    Ok(ring.active(SigningAlgorithm::Rs256)?.sign(JwtType::LogoutToken, &claims)?)
 }
 
 /// When to try again after `attempts` failures, or `None` to give up.

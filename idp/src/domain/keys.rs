@@ -63,6 +63,33 @@ impl FromStr for SigningAlgorithm {
     }
 }
 
+/// The `typ` header of each kind of JWT this issuer signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwtType {
+    /// RFC 9068 §2.1: JWT access tokens are `at+jwt`.
+    AccessToken,
+    /// OIDC Core §2: ID tokens, plain `JWT`.
+    IdToken,
+    /// OIDC Back-Channel Logout 1.0 §2.4: the recommended `logout+jwt`.
+    LogoutToken,
+}
+
+impl JwtType {
+    pub const ALL: [JwtType; 3] = [JwtType::AccessToken, JwtType::IdToken, JwtType::LogoutToken];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            JwtType::AccessToken => "at+jwt",
+            JwtType::IdToken => "JWT",
+            JwtType::LogoutToken => "logout+jwt",
+        }
+    }
+
+    const fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// What is recorded about a key besides its private part.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyMeta {
@@ -146,10 +173,13 @@ impl KeyPair {
     }
 }
 
-/// A key ready to sign: the private key parsed once, and its public JWK.
+/// A key ready to sign: the private key parsed once, its public JWK, and its JOSE headers encoded once.
 pub struct SigningKey {
     pub meta: KeyMeta,
     pair: KeyPair,
+    /// The first segment of its JWTs (RFC 7515 §7.1: base64url of the JOSE header with `alg`, `kid` and
+    /// `typ`), one per [`JwtType`]: they depend on the key only.
+    headers: [String; JwtType::ALL.len()],
     public: Jwk,
     /// The public key, parsed once for verifying this issuer's own tokens (introspection, userinfo).
     verifier: DecodingKey,
@@ -179,7 +209,8 @@ impl SigningKey {
             .and_then(|der| KeyPair::from_pkcs8(meta.alg, &der))
             .ok_or_else(|| KeyError::KeyPair { kid: meta.kid.clone(), alg: meta.alg })?;
         let verifier = DecodingKey::from_jwk(&public)?;
-        Ok(SigningKey { meta, pair, public, verifier })
+        let headers = encoded_headers(&meta)?;
+        Ok(SigningKey { meta, pair, headers, public, verifier })
     }
 
     /// Generates a new key; returns it with its PKCS#8 PEM encoding to store.
@@ -219,7 +250,8 @@ impl SigningKey {
             .and_then(|der| KeyPair::from_pkcs8(alg, &der))
             .ok_or_else(|| KeyError::KeyPair { kid: meta.kid.clone(), alg })?;
         let verifier = DecodingKey::from_jwk(&public)?;
-        Ok((SigningKey { meta, pair, public, verifier }, pem))
+        let headers = encoded_headers(&meta)?;
+        Ok((SigningKey { meta, pair, headers, public, verifier }, pem))
     }
 
     pub fn kid(&self) -> &str {
@@ -237,21 +269,38 @@ impl SigningKey {
     }
 
     /// Signs `claims` as a JWS compact serialization (RFC 7515 §7.1) with this key, its `kid` and `typ`.
-    pub fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, KeyError> {
+    pub fn sign<T: Serialize>(&self, typ: JwtType, claims: &T) -> Result<String, KeyError> {
         use base64::Engine;
         use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let mut header = Header::new(self.meta.alg.jwt());
-        header.kid = Some(self.meta.kid.clone());
-        header.typ = Some(typ.to_owned());
-        let mut jwt = String::with_capacity(640);
-        URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(&header)?, &mut jwt);
+        let mut payload = Vec::with_capacity(512);
+        serde_json::to_writer(&mut payload, claims)?;
+        let header = &self.headers[typ.index()];
+        let mut jwt = String::with_capacity(header.len() + payload.len() * 4 / 3 + 2 + MAX_SIGNATURE_B64);
+        jwt.push_str(header);
         jwt.push('.');
-        URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(claims)?, &mut jwt);
+        URL_SAFE_NO_PAD.encode_string(&payload, &mut jwt);
         let signature = self.pair.sign(jwt.as_bytes()).ok_or_else(|| KeyError::Signing(self.meta.kid.clone()))?;
         jwt.push('.');
         URL_SAFE_NO_PAD.encode_string(signature, &mut jwt);
         Ok(jwt)
     }
+}
+
+/// The longest signature in base64url: RSA-2048 (256 bytes).
+const MAX_SIGNATURE_B64: usize = 342;
+
+/// The encoded JOSE header of each [`JwtType`] for the key `meta` describes.
+fn encoded_headers(meta: &KeyMeta) -> Result<[String; JwtType::ALL.len()], KeyError> {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let encode = |typ: JwtType| -> Result<String, KeyError> {
+        let mut header = Header::new(meta.alg.jwt());
+        header.kid = Some(meta.kid.clone());
+        header.typ = Some(typ.as_str().to_owned());
+        Ok(URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header)?))
+    };
+    let [access, id, logout] = JwtType::ALL.map(encode);
+    Ok([access?, id?, logout?])
 }
 
 /// The PKCS#8 DER inside a PEM file.
@@ -368,8 +417,19 @@ mod tests {
             let (key, pem) = SigningKey::generate(alg, at(0)).unwrap();
             let reloaded = SigningKey::from_pem(key.meta.clone(), pem.as_bytes()).unwrap();
             let ring = KeyRing::new(vec![reloaded], at(0), RETENTION);
-            let token = ring.active(alg).unwrap().sign("JWT", &serde_json::json!({"sub": "x"})).unwrap();
+            let token = ring.active(alg).unwrap().sign(JwtType::IdToken, &serde_json::json!({"sub": "x"})).unwrap();
             assert_eq!(verify(&ring, &token).unwrap()["sub"], "x", "{alg}");
+        }
+    }
+
+    #[test]
+    fn each_token_type_carries_its_typ_alg_and_kid() {
+        let (key, _) = SigningKey::generate(SigningAlgorithm::Es256, at(0)).unwrap();
+        for typ in JwtType::ALL {
+            let header = jsonwebtoken::decode_header(key.sign(typ, &serde_json::json!({})).unwrap()).unwrap();
+            assert_eq!(header.typ.as_deref(), Some(typ.as_str()));
+            assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+            assert_eq!(header.kid.as_deref(), Some(key.kid()));
         }
     }
 
@@ -393,7 +453,7 @@ mod tests {
     #[test]
     fn rotated_key_signs_at_once_and_old_key_stays_published() {
         let (old, _) = SigningKey::generate(SigningAlgorithm::Es256, at(0)).unwrap();
-        let old_token = old.sign("JWT", &serde_json::json!({"n": 1})).unwrap();
+        let old_token = old.sign(JwtType::IdToken, &serde_json::json!({"n": 1})).unwrap();
         let (new, _) = SigningKey::generate(SigningAlgorithm::Es256, at(100)).unwrap();
         let mut metas = vec![old.meta.clone()];
         let deleted = rotate(&mut metas, new.meta.clone(), at(100), RETENTION);

@@ -46,10 +46,21 @@ impl fmt::Debug for SecretHash {
     }
 }
 
+/// The length of a SHA-256 digest in unpadded base64url.
+const DIGEST_B64_LEN: usize = 43;
+
 impl SecretHash {
     fn of(secret: &str) -> SecretHash {
+        let mut encoded = [0u8; DIGEST_B64_LEN];
+        let encoded = SecretHash::digest_b64(secret, &mut encoded);
+        SecretHash(format!("{SCHEME}{}", String::from_utf8_lossy(encoded)))
+    }
+
+    /// The base64url SHA-256 of `secret`, written into `out` (no allocation on the token endpoint's path).
+    fn digest_b64<'a>(secret: &str, out: &'a mut [u8; DIGEST_B64_LEN]) -> &'a [u8] {
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes());
-        SecretHash(format!("{SCHEME}{}", URL_SAFE_NO_PAD.encode(digest.as_ref())))
+        let written = URL_SAFE_NO_PAD.encode_slice(digest.as_ref(), out).unwrap_or(0);
+        &out[..written]
     }
 
     pub fn from_stored(stored: String) -> SecretHash {
@@ -62,9 +73,10 @@ impl SecretHash {
 
     /// Whether `presented` is the secret this hash was made from, compared in constant time.
     pub fn verify(&self, presented: &str) -> bool {
-        let candidate = SecretHash::of(presented);
-        self.0.starts_with(SCHEME)
-            && aws_lc_rs::constant_time::verify_slices_are_equal(candidate.0.as_bytes(), self.0.as_bytes()).is_ok()
+        let Some(stored) = self.0.strip_prefix(SCHEME) else { return false };
+        let mut candidate = [0u8; DIGEST_B64_LEN];
+        let candidate = SecretHash::digest_b64(presented, &mut candidate);
+        aws_lc_rs::constant_time::verify_slices_are_equal(candidate, stored.as_bytes()).is_ok()
     }
 }
 
@@ -79,6 +91,13 @@ mod tests {
         assert!(hash.verify(secret.expose()));
         assert!(!hash.verify("wrong"));
         assert!(!hash.as_str().contains(secret.expose()));
+    }
+
+    #[test]
+    fn stored_form_is_the_scheme_and_the_base64url_digest() {
+        // SHA-256("abc") = ba7816bf…15ad
+        assert_eq!(SecretHash::of("abc").as_str(), "sha256:ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0");
+        assert!(!SecretHash::from_stored("ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0".into()).verify("abc"));
     }
 
     #[test]

@@ -5,12 +5,11 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
-use super::keys::SigningAlgorithm;
+use super::keys::{JwtType, SigningAlgorithm};
 use super::random;
 
 /// RFC 9068 §2.1: the `typ` header of JWT access tokens.
-pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
-pub const ID_TOKEN_TYP: &str = "JWT";
+pub const ACCESS_TOKEN_TYP: &str = JwtType::AccessToken.as_str();
 
 /// Access-token claims (RFC 9068 §2.2). User tokens also carry `auth_time` and `sid`; client-credentials
 /// tokens have `sub` = `client_id` and neither.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderValue, Request, header};
+use axum::http::{HeaderName, HeaderValue, Request, header};
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -52,9 +52,9 @@ pub fn app(state: AppState) -> Router {
                 .layer(
                     TraceLayer::new_for_http()
                         .make_span_with(|request: &Request<_>| {
-                            let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-                            // The path only: query strings can carry codes and tokens, which are never logged.
-                            tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+                            // The fields are only evaluated when the span is enabled. The path only: query
+                            // strings can carry codes and tokens, which are never logged.
+                            tracing::info_span!("request", request_id = %request_id(request), method = %request.method(), path = %request.uri().path())
                         })
                         .on_request(DefaultOnRequest::new().level(Level::DEBUG))
                         .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
@@ -66,6 +66,13 @@ pub fn app(state: AppState) -> Router {
                 )),
         )
         .with_state(state)
+}
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The request id `SetRequestIdLayer` put on the request (or the caller's own).
+fn request_id<B>(request: &Request<B>) -> &str {
+    request.headers().get(X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-")
 }
 
 /// Request ids: a random prefix per process and a counter, unique across nodes without a system call per
@@ -84,8 +91,13 @@ impl Default for RequestIds {
 
 impl MakeRequestId for RequestIds {
     fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
+        use std::fmt::Write;
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{}-{n:x}", self.prefix)).ok().map(RequestId::new)
+        // `<prefix>-<n in hex>`, written into one buffer that the header value then owns (no copy).
+        let mut id = String::with_capacity(self.prefix.len() + 17);
+        id.push_str(&self.prefix);
+        write!(id, "-{n:x}").ok()?;
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(id)).ok().map(RequestId::new)
     }
 }
 
@@ -140,4 +152,21 @@ pub async fn shutdown_signal() {
 pub(crate) fn public_cache(max_age: Duration) -> HeaderValue {
     HeaderValue::from_str(&format!("public, max-age={}", max_age.as_secs()))
         .unwrap_or_else(|_| HeaderValue::from_static("no-cache"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_the_prefix_and_a_hex_counter() {
+        let mut ids = RequestIds::default();
+        let request = Request::new(());
+        let made: Vec<String> = (0..17)
+            .map(|_| ids.make_request_id(&request).unwrap().header_value().to_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(made[0], format!("{}-0", ids.prefix));
+        assert_eq!(made[16], format!("{}-10", ids.prefix));
+        assert_eq!(ids.prefix.len(), 8, "6 random bytes in base64url");
+    }
 }

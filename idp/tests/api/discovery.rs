@@ -1,6 +1,6 @@
 //! Discovery and JWKS, read by `openidconnect` as a relying party would.
 
-use idp::domain::keys::SigningAlgorithm;
+use idp::domain::keys::{JwtType, SigningAlgorithm};
 use idp::storage::keystore::KeyStore;
 use openidconnect::IssuerUrl;
 use openidconnect::core::CoreProviderMetadata;
@@ -63,7 +63,7 @@ async fn rotated_key_signs_at_once_while_the_old_key_stays_in_the_jwks() {
         .current()
         .active(SigningAlgorithm::Rs256)
         .unwrap()
-        .sign("JWT", &serde_json::json!({"sub": "s"}))
+        .sign(JwtType::IdToken, &serde_json::json!({"sub": "s"}))
         .unwrap();
 
     // Another process (the CLI) rotates; the server notices within its refresh interval.
@@ -86,7 +86,7 @@ async fn rotated_key_signs_at_once_while_the_old_key_stays_in_the_jwks() {
     let ring = app.state.keys.current();
     let signer = ring.active(SigningAlgorithm::Rs256).unwrap();
     assert_eq!(signer.kid(), new.kid, "the new key signs");
-    let header = jsonwebtoken::decode_header(signer.sign("JWT", &serde_json::json!({})).unwrap()).unwrap();
+    let header = jsonwebtoken::decode_header(signer.sign(JwtType::IdToken, &serde_json::json!({})).unwrap()).unwrap();
     assert_eq!(header.kid.as_deref(), Some(new.kid.as_str()));
 
     let old_key = ring.find(&old_kid).unwrap().decoding_key().clone();

@@ -10,8 +10,8 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use idp::domain::keys::{KeyRing, SigningAlgorithm, SigningKey};
-use idp::domain::tokens::{ACCESS_TOKEN_TYP, AccessTokenClaims, new_id};
+use idp::domain::keys::{JwtType, KeyRing, SigningAlgorithm, SigningKey};
+use idp::domain::tokens::{AccessTokenClaims, new_id};
 use media_api::auth::{Validator, ValidatorConfig};
 use time::OffsetDateTime;
 
@@ -50,12 +50,23 @@ impl TestKey {
 
     /// An access token as the issuer signs it: `typ: at+jwt`, this key's `kid` and algorithm.
     pub fn sign(&self, claims: &AccessTokenClaims) -> String {
-        self.key.sign(ACCESS_TOKEN_TYP, claims).unwrap()
+        self.key.sign(JwtType::AccessToken, claims).unwrap()
     }
 
-    /// A token with arbitrary claims (for missing or odd ones) and the given `typ`.
+    /// A token with arbitrary claims (for missing or odd ones) and any `typ`, signed by this key through
+    /// jsonwebtoken (the issuer's own signer only writes the `typ`s it defines).
     pub fn sign_value(&self, typ: &str, claims: &serde_json::Value) -> String {
-        self.key.sign(typ, claims).unwrap()
+        let pem = self.pem.as_bytes();
+        let key = match self.key.alg() {
+            SigningAlgorithm::Rs256 => jsonwebtoken::EncodingKey::from_rsa_pem(pem),
+            SigningAlgorithm::Es256 => jsonwebtoken::EncodingKey::from_ec_pem(pem),
+            SigningAlgorithm::EdDsa => jsonwebtoken::EncodingKey::from_ed_pem(pem),
+        }
+        .unwrap();
+        let mut header = jsonwebtoken::Header::new(self.key.alg().jwt());
+        header.typ = Some(typ.to_owned());
+        header.kid = Some(self.kid().to_owned());
+        jsonwebtoken::encode(&header, claims, &key).unwrap()
     }
 
     fn copy(&self) -> SigningKey {

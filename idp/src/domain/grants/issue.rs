@@ -8,9 +8,9 @@ use utoipa::ToSchema;
 use super::secs;
 use crate::config::Config;
 use crate::domain::clients::Client;
-use crate::domain::keys::KeyRing;
+use crate::domain::keys::{JwtType, KeyRing};
 use crate::domain::scope::{self, Scopes};
-use crate::domain::tokens::{self, ACCESS_TOKEN_TYP, AccessTokenClaims, ID_TOKEN_TYP, IdTokenClaims};
+use crate::domain::tokens::{self, AccessTokenClaims, IdTokenClaims};
 use crate::domain::users::User;
 use crate::error::Error;
 use crate::storage::Database;
@@ -29,8 +29,9 @@ impl GrantContext<'_> {
     }
 }
 
-/// The successful token response (RFC 6749 §5.1).
-#[derive(Debug, Serialize, ToSchema)]
+/// The successful token response (RFC 6749 §5.1). The token endpoint writes it as JSON itself
+/// (`http::oauth::token`); `Serialize` gives the same bytes.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     #[schema(example = "Bearer")]
@@ -79,7 +80,7 @@ pub fn access_token(
         auth_time: session.map(|s| s.auth_time),
         sid: session.map(|s| s.sid.to_owned()),
     };
-    let jwt = ctx.ring.active(ctx.config.access_token_alg)?.sign(ACCESS_TOKEN_TYP, &claims)?;
+    let jwt = ctx.ring.active(ctx.config.access_token_alg)?.sign(JwtType::AccessToken, &claims)?;
     Ok(AccessToken { jwt, claims })
 }
 
@@ -111,7 +112,7 @@ pub fn id_token(
         // Addresses are not verified by a message yet: say so rather than claim it.
         email_verified: scope.contains(scope::EMAIL).then_some(false),
     };
-    Ok(ctx.ring.active(alg)?.sign(ID_TOKEN_TYP, &claims)?)
+    Ok(ctx.ring.active(alg)?.sign(JwtType::IdToken, &claims)?)
 }
 
 pub fn response(access: &AccessToken, refresh_token: Option<String>, id_token: Option<String>) -> TokenResponse {

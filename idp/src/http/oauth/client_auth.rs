@@ -2,6 +2,7 @@
 //! (`client_secret_basic`), body credentials (`client_secret_post`) or, for public clients, the bare
 //! `client_id` (`none`). A client must use the method it registered; two methods at once are refused.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, header};
@@ -25,11 +26,17 @@ enum Presented {
     None { id: String },
 }
 
-fn form_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
+/// Form-decodes one part of the Basic credentials (RFC 6749 §2.3.1). Generated ids and secrets are
+/// base64url, which needs no decoding: they are borrowed as they are.
+fn form_decode(s: &str) -> Cow<'_, str> {
+    if !s.bytes().any(|b| matches!(b, b'%' | b'+' | b'&')) {
+        return Cow::Borrowed(s);
+    }
+    let decoded = url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
+    Cow::Owned(decoded.unwrap_or_default())
 }
 
-fn presented(headers: &HeaderMap, params: &FormParams) -> Result<Presented, Error> {
+fn presented(headers: &HeaderMap, params: &FormParams<'_>) -> Result<Presented, Error> {
     let basic = match headers.get(header::AUTHORIZATION) {
         None => None,
         Some(value) => {
@@ -42,7 +49,7 @@ fn presented(headers: &HeaderMap, params: &FormParams) -> Result<Presented, Erro
             let decoded = String::from_utf8(decoded).map_err(|_| invalid_client())?;
             let (id, secret) = decoded.split_once(':').ok_or_else(invalid_client)?;
             // RFC 6749 §2.3.1: both parts are form-urlencoded before being joined.
-            Some((form_decode(id), form_decode(secret)))
+            Some((form_decode(id).into_owned(), form_decode(secret).into_owned()))
         }
     };
     match (basic, params.get("client_id"), params.get("client_secret")) {
@@ -58,7 +65,11 @@ fn presented(headers: &HeaderMap, params: &FormParams) -> Result<Presented, Erro
 }
 
 /// Authenticates the calling client, or answers `invalid_client` (401).
-pub async fn authenticate(state: &AppState, headers: &HeaderMap, params: &FormParams) -> Result<Arc<Client>, Error> {
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &FormParams<'_>,
+) -> Result<Arc<Client>, Error> {
     let presented = presented(headers, params)?;
     let (id, method, secret) = match &presented {
         Presented::Basic { id, secret } => (id, AuthMethod::ClientSecretBasic, Some(secret)),
@@ -95,6 +106,12 @@ mod tests {
     fn basic_credentials_are_form_decoded() {
         let got = presented(&basic("my%20app", "s%3Acret"), &FormParams::default()).unwrap();
         assert_eq!(got, Presented::Basic { id: "my app".into(), secret: "s:cret".into() });
+    }
+
+    #[test]
+    fn plain_basic_credentials_are_taken_as_they_are() {
+        let got = presented(&basic("Ab-9_x", "s3cr=t"), &FormParams::default()).unwrap();
+        assert_eq!(got, Presented::Basic { id: "Ab-9_x".into(), secret: "s3cr=t".into() });
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::routing::get;
+use tower::ServiceBuilder;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::state::AppState;
@@ -27,8 +28,13 @@ pub fn router() -> Router<AppState> {
         .route(introspect::PATH, axum::routing::post(introspect::introspect))
         .route(revoke::PATH, axum::routing::post(revoke::revoke))
         .route(userinfo::PATH, get(userinfo::get).post(userinfo::post))
-        .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .layer(SetResponseHeaderLayer::overriding(header::PRAGMA, HeaderValue::from_static("no-cache")));
+        // One `layer` call for both headers: each call wraps every route in one more boxed service, which
+        // is cloned on every request.
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+                .layer(SetResponseHeaderLayer::overriding(header::PRAGMA, HeaderValue::from_static("no-cache"))),
+        );
     Router::new()
         .route(discovery::PATH, get(discovery::openid_configuration))
         .route(jwks::PATH, get(jwks::jwks))

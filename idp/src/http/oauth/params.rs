@@ -2,6 +2,7 @@
 //! every parameter appears at most once (RFC 6749 §3.2: "Request and response parameters MUST NOT be
 //! included more than once").
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
@@ -18,36 +19,53 @@ pub fn is_form(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
 }
 
+/// A form body's parameters, sorted by name, borrowing from the body unless a value had to be decoded.
 #[derive(Debug, Default, Clone)]
-pub struct FormParams(BTreeMap<String, String>);
+pub struct FormParams<'a>(Vec<(Cow<'a, str>, Cow<'a, str>)>);
 
-impl FormParams {
+impl<'a> FormParams<'a> {
     /// Parses a form body, refusing another content type and repeated parameters.
-    pub fn from_body(headers: &HeaderMap, body: &Bytes) -> Result<FormParams, Error> {
+    pub fn from_body(headers: &HeaderMap, body: &'a Bytes) -> Result<FormParams<'a>, Error> {
         if !is_form(headers) {
             return Err(Error::invalid_request("the body must be application/x-www-form-urlencoded"));
         }
         FormParams::parse(body)
     }
 
-    pub fn parse(input: &[u8]) -> Result<FormParams, Error> {
-        let mut params = BTreeMap::new();
-        for (key, value) in url::form_urlencoded::parse(input) {
-            if params.insert(key.to_string(), value.into_owned()).is_some() {
-                return Err(Error::invalid_request(format!("parameter {key} is repeated")));
-            }
+    pub fn parse(input: &'a [u8]) -> Result<FormParams<'a>, Error> {
+        let mut params: Vec<_> = form_pairs(input).collect();
+        params.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+        if let Some(pair) = params.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+            return Err(Error::invalid_request(format!("parameter {} is repeated", pair[0].0)));
         }
         Ok(FormParams(params))
     }
 
     /// A parameter; an empty value counts as absent (RFC 6749 §3.1).
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
+        let found = self.0.binary_search_by(|(name, _)| name.as_ref().cmp(key)).ok()?;
+        Some(self.0[found].1.as_ref()).filter(|v| !v.is_empty())
     }
 
     pub fn require(&self, key: &str) -> Result<&str, Error> {
         self.get(key).ok_or_else(|| Error::invalid_request(format!("{key} is required")))
     }
+}
+
+/// The name-value pairs of an `application/x-www-form-urlencoded` body, as `form_urlencoded` parses them.
+/// A pair with nothing to decode (no `+` or `%`, valid UTF-8), which is what clients send for the ids,
+/// secrets, codes and tokens of this server, is borrowed without going through the decoder.
+fn form_pairs(input: &[u8]) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
+    input.split(|&b| b == b'&').filter(|pair| !pair.is_empty()).map(|pair| {
+        let plain = !pair.iter().any(|&b| b == b'+' || b == b'%');
+        match std::str::from_utf8(pair) {
+            Ok(pair) if plain => {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (Cow::Borrowed(name), Cow::Borrowed(value))
+            }
+            _ => url::form_urlencoded::parse(pair).next().unwrap_or_default(),
+        }
+    })
 }
 
 /// The longest value an authorization parameter may have: room for any real `state`, `nonce` or
@@ -112,6 +130,39 @@ mod tests {
     fn repeated_parameters_are_invalid() {
         let err = FormParams::parse(b"grant_type=a&grant_type=b").unwrap_err();
         assert_eq!(err.code(), "invalid_request");
+    }
+
+    #[test]
+    fn parameters_are_found_whatever_their_order_and_decoded() {
+        let params = FormParams::parse(b"scope=a+b&grant_type=client_credentials&client_id=my%20app").unwrap();
+        assert_eq!(params.get("grant_type"), Some("client_credentials"));
+        assert_eq!(params.get("scope"), Some("a b"));
+        assert_eq!(params.get("client_id"), Some("my app"));
+        assert_eq!(params.get("code"), None);
+    }
+
+    #[test]
+    fn repeated_parameters_are_invalid_even_when_apart() {
+        let err = FormParams::parse(b"code=1&grant_type=a&scope=x&code=2").unwrap_err();
+        assert_eq!(err.code(), "invalid_request");
+    }
+
+    #[test]
+    fn pairs_are_those_form_urlencoded_yields() {
+        let inputs: [&[u8]; 7] = [
+            b"grant_type=client_credentials&scope=media.read",
+            b"a=1&&b=&c&=d&e==f&",
+            b"scope=a+b&redirect_uri=https%3A%2F%2Fx%2Fcb&code=x%zz",
+            b"name=caf\xc3\xa9&bad=\xff\xfe",
+            b"",
+            b"&&&",
+            b"k=v;w=x",
+        ];
+        for input in inputs {
+            let ours: Vec<_> = form_pairs(input).collect();
+            let theirs: Vec<_> = url::form_urlencoded::parse(input).collect();
+            assert_eq!(ours, theirs, "{}", String::from_utf8_lossy(input));
+        }
     }
 
     #[test]

@@ -35,7 +35,7 @@ fn invalid_token(why: &'static str) -> Error {
 }
 
 /// The bearer token of a request: the header, or the form body of a POST; exactly one of them.
-fn bearer_token<'a>(headers: &'a HeaderMap, body: Option<&'a FormParams>) -> Result<&'a str, Error> {
+fn bearer_token<'a>(headers: &'a HeaderMap, body: Option<&'a FormParams<'_>>) -> Result<&'a str, Error> {
     match (bearer_header(headers)?, body.and_then(|b| b.get("access_token"))) {
         (Some(_), Some(_)) => Err(Error::invalid_request("send the token once (RFC 6750 section 2)")),
         (Some(token), None) | (None, Some(token)) => Ok(token),

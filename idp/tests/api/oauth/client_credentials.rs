@@ -14,6 +14,21 @@ async fn client_credentials_issue_only_an_access_token() {
     assert!(body.get("id_token").is_none(), "{body}");
 }
 
+/// RFC 6749 §5.1: JSON, never cached; and what every response carries (a request id, `nosniff`).
+#[tokio::test]
+async fn client_credentials_response_is_uncached_json_with_a_request_id() {
+    let (app, _) = setup().await;
+    let client = register(&app, service()).await;
+    let response = client_credentials(&app, &client).await;
+    assert_eq!(response.status(), 200);
+    let headers = response.headers();
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(headers["pragma"], "no-cache");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert!(headers.get("x-request-id").is_some_and(|v| !v.is_empty()));
+}
+
 #[tokio::test]
 async fn client_credentials_access_token_has_the_client_as_subject() {
     let (app, _) = setup().await;

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Instructions per client-credentials token request, counted by callgrind: repeatable on a busy machine,
+# where wall-clock and CPU-time figures are not. Counts user space only (not the kernel's TCP work).
+#
+#   bench/callgrind.sh                     # ES256 and EdDSA, 2000 requests each over 4 keep-alive connections
+#   ALGS=EdDSA REQUESTS=4000 bench/callgrind.sh
+#
+# The server runs on its embedded defaults under valgrind, pinned to one core as in bench/run.sh. After a
+# warm-up the counters are zeroed, REQUESTS requests are sent, and the counters are dumped; the profile is
+# kept in OUT for `callgrind_annotate --inclusive=yes OUT/<alg>.callgrind`. Prints instructions per request,
+# in total and in the signature (`KeyPair::sign`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ALGS=${ALGS:-"ES256 EdDSA"}
+REQUESTS=${REQUESTS:-2000}
+CONNECTIONS=${CONNECTIONS:-4}
+SERVER_CPU=${SERVER_CPU:-0}
+PORT=${PORT:-18181}
+OUT=${OUT:-bench/results/callgrind}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/idp-bench-target}
+
+for tool in valgrind callgrind_control callgrind_annotate taskset curl python3; do
+  command -v "$tool" >/dev/null || { echo "bench/callgrind.sh needs $tool"; exit 1; }
+done
+echo "== building (release, with line tables for the profile)"
+CARGO_PROFILE_RELEASE_DEBUG=line-tables-only cargo build --release -q -p idp --bin idp
+IDP=$CARGO_TARGET_DIR/release/idp
+mkdir -p "$OUT"
+work=$(mktemp -d)
+pid=
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+# load N CONNECTIONS ID SECRET: N token requests, split over CONNECTIONS keep-alive connections.
+load() {
+  python3 - "$PORT" "$@" <<'EOF'
+import base64, http.client, sys, threading
+port, n, conns, cid, secret = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+headers = {"Authorization": "Basic " + base64.b64encode(f"{cid}:{secret}".encode()).decode(),
+           "Content-Type": "application/x-www-form-urlencoded"}
+failed = []
+def run(count):
+    c = http.client.HTTPConnection("127.0.0.1", port)
+    for _ in range(count):
+        c.request("POST", "/token", b"grant_type=client_credentials&scope=media.read", headers)
+        r = c.getresponse(); r.read()
+        if r.status != 200: failed.append(r.status)
+    c.close()
+threads = [threading.Thread(target=run, args=(n // conns,)) for _ in range(conns)]
+for t in threads: t.start()
+for t in threads: t.join()
+if failed: sys.exit(f"{len(failed)} requests failed, e.g. HTTP {failed[0]}")
+EOF
+}
+
+for alg in $ALGS; do
+  dir="$work/$alg"; mkdir -p "$dir"
+  env_vars="IDP_BIND=127.0.0.1:$PORT IDP_ISSUER=http://127.0.0.1:$PORT IDP_DATABASE_URL=sqlite://$dir/idp.db \
+IDP_KEYS_DIR=$dir/keys IDP_SIGNING_ALGS=RS256,$alg IDP_ACCESS_TOKEN_ALG=$alg RUST_LOG=warn"
+  # shellcheck disable=SC2086
+  env $env_vars taskset -c "$SERVER_CPU" valgrind --tool=callgrind --callgrind-out-file="$dir/cg.%p" \
+    "$IDP" serve >"$dir/log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 300); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/readyz" && break; sleep 0.2; done
+  # shellcheck disable=SC2086
+  created=$(env $env_vars "$IDP" client create --name bench --grant-type client_credentials --scope media.read)
+  id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["client_id"])' <<<"$created")
+  secret=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])' <<<"$created")
+  load 400 "$CONNECTIONS" "$id" "$secret"
+  callgrind_control --zero "$pid" >/dev/null 2>&1
+  load "$REQUESTS" "$CONNECTIONS" "$id" "$secret"
+  callgrind_control --dump "$pid" >/dev/null 2>&1
+  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
+  cp "$dir"/cg.*.1 "$OUT/$alg.callgrind"
+  total=$(awk '/^summary:/ { print $2 }' "$OUT/$alg.callgrind")
+  sign=$(callgrind_annotate --inclusive=yes --threshold=100 "$OUT/$alg.callgrind" 2>/dev/null |
+    awk '/keys::KeyPair::sign \[/ && !found { gsub(",", "", $1); print $1; found = 1 }')
+  echo "$alg: $((total / REQUESTS)) instructions per request, of which the signature $((${sign:-0} / REQUESTS))"
+done
