@@ -41,10 +41,11 @@ struct LogoutClaims<'a> {
 }
 
 /// Signs the logout token of a delivery (§2.4): `iss`, `aud`, `iat`, `exp`, `jti`, `sub`, `sid`, `events`;
-/// never a `nonce`.
+/// never a `nonce`. §2.4: it is signed as the client's ID tokens are, with `alg`.
 pub fn logout_token(
     config: &Config,
     ring: &KeyRing,
+    alg: SigningAlgorithm,
     delivery: &Delivery,
     now: i64,
 ) -> Result<String, crate::error::Error> {
@@ -58,7 +59,7 @@ pub fn logout_token(
         sid: &delivery.sid,
         events: serde_json::json!({ EVENT: {} }),
     };
-    Ok(ring.active(SigningAlgorithm::Rs256)?.sign(JwtType::LogoutToken, &claims)?)
+    Ok(ring.active(alg)?.sign(JwtType::LogoutToken, &claims)?)
 }
 
 /// When to try again after `attempts` failures, or `None` to give up.
@@ -100,7 +101,10 @@ impl Worker {
         let mut delivered = 0;
         for delivery in outbox.claim_due(now, LEASE_SECS, BATCH).await? {
             let ring = self.keys.current();
-            let token = logout_token(&self.config, &ring, &delivery, now)?;
+            // A client deleted since the session ended still gets its logout, with the default algorithm.
+            let client = self.db.clients().find(&delivery.client_id).await?;
+            let alg = client.map_or(SigningAlgorithm::Rs256, |c| c.id_token_alg);
+            let token = logout_token(&self.config, &ring, alg, &delivery, now)?;
             let sent = self.http.post(&delivery.uri).form(&[("logout_token", token.as_str())]).send().await;
             match sent {
                 Ok(response) if response.status().is_success() => {

@@ -264,11 +264,17 @@ impl Drop for Receiver {
 
 /// Registers a client with a back-channel logout URI and signs in through it.
 async fn client_with_backchannel(app: &TestApp, uri: &str) -> (TestClient, Value) {
-    let client = register(
-        app,
-        idp::domain::clients::ClientRegistration { backchannel_logout_uri: Some(uri.to_owned()), ..web_app() },
-    )
-    .await;
+    client_with_backchannel_and_alg(app, uri, None).await
+}
+
+/// The same, for a client that registered the algorithm of its ID tokens.
+async fn client_with_backchannel_and_alg(app: &TestApp, uri: &str, alg: Option<&str>) -> (TestClient, Value) {
+    let registration = idp::domain::clients::ClientRegistration {
+        backchannel_logout_uri: Some(uri.to_owned()),
+        id_token_alg: alg.map(str::to_owned),
+        ..web_app()
+    };
+    let client = register(app, registration).await;
     let tokens = tokens(app, &client).await;
     (client, tokens)
 }
@@ -295,6 +301,19 @@ async fn ending_a_session_sends_a_signed_logout_token_to_the_client() {
     assert_eq!(claims["sub"], id_claims["sub"]);
     assert!(claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
     assert!(claims.get("nonce").is_none());
+}
+
+#[tokio::test]
+async fn logout_token_is_signed_with_the_algorithm_of_the_clients_id_tokens() {
+    let app = crate::helpers::spawn_app().await;
+    app.create_user(EMAIL, PASSWORD).await;
+    let receiver = Receiver::start_on(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await;
+    let (client, _) = client_with_backchannel_and_alg(&app, &receiver.uri, Some("ES256")).await;
+    end_current_session(&app).await;
+
+    let token = receiver.wait_for_token(Duration::from_secs(10)).await.expect("no logout token arrived");
+    let (header, _) = crate::oauth::flow::verified_jwt(&app, &token, &client.id).await;
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
 }
 
 #[tokio::test]
