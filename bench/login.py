@@ -21,6 +21,7 @@ host = urllib.parse.urlsplit(base).netloc
 emails = itertools.cycle([line.strip() for line in open(users_file) if line.strip()])
 lock = threading.Lock()
 latencies, failures = [], [0]
+refusals = {}  # what failed sign-ins got: a status code, or the exception
 deadline = time.monotonic() + duration
 
 
@@ -40,7 +41,7 @@ def sign_in(conn):
         "Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
     answer = conn.getresponse()
     answer.read()
-    return answer.status == 303, time.monotonic() - started
+    return answer.status == 303, time.monotonic() - started, answer.status
 
 
 def browser():
@@ -48,15 +49,17 @@ def browser():
     while time.monotonic() < deadline:
         try:
             outcome = sign_in(conn)
-        except (OSError, http.client.HTTPException):
+        except (OSError, http.client.HTTPException) as e:
             conn.close()
             conn = http.client.HTTPConnection(host, timeout=30)
-            outcome = None
+            outcome = (False, 0, type(e).__name__)
         with lock:
             if outcome and outcome[0]:
                 latencies.append(outcome[1])
             else:
                 failures[0] += 1
+                why = str(outcome[2]) if outcome else "login page"
+                refusals[why] = refusals.get(why, 0) + 1
 
 
 started = time.monotonic()
@@ -77,5 +80,5 @@ with open(report, "w") as f:
     json.dump({
         "requests": len(latencies) + failures[0], "duration_us": int(elapsed * 1e6), "non_2xx": failures[0],
         "socket_errors": 0, "p50_us": percentile(50), "p90_us": percentile(90), "p99_us": percentile(99),
-        "mean_us": sum(latencies) / len(latencies) * 1e6 if latencies else 0,
+        "mean_us": sum(latencies) / len(latencies) * 1e6 if latencies else 0, "refusals": refusals,
     }, f)

@@ -114,8 +114,10 @@ wrk_run() {  # url script [script args…]
 
 # measure_login LEVEL BACKEND RUN PID URL USERS_FILE: browsers signing in (bench/login.py).
 measure_login() {
-  run_load login "$1" "$2" ours "$3" "$4" \
-    taskset -c "$LOAD_CPU" python3 bench/login.py "$5" "$6" "${DURATION%s}" "$CONNECTIONS" "$REPORT"
+  run_load login "$1" "$2" ours "$3" "$4" login_run "$5" "$6"
+}
+login_run() {  # url users-file; $REPORT is the run's, set by run_load
+  taskset -c "$LOAD_CPU" python3 bench/login.py "$1" "$2" "${DURATION%s}" "$CONNECTIONS" "$REPORT"
 }
 
 basic() { printf '%s:%s' "$1" "$2" | base64 -w0; }
@@ -157,7 +159,8 @@ done
 # user_scenarios LEVEL BACKEND SERVER PID PORT BASIC INTROSPECT_PATH USERINFO_PATH SEED_DIR RUN
 user_scenarios() {
   local level=$1 backend=$2 server=$3 pid=$4 port=$5 basic=$6 introspect=$7 userinfo=$8 seed=$9 run=${10}
-  local url="http://127.0.0.1:$port" half=$((SAMPLE / 2))
+  local url="http://127.0.0.1:$port" half
+  half=$(( $(wc -l <"$seed/refresh_tokens.txt") / 2 ))
   measure userinfo "$level" "$backend" "$server" "$run" "$pid" "$url" tokens.lua \
     bearer "$userinfo" "$seed/access_tokens.txt"
   export HINT=access_token
