@@ -143,7 +143,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let state = AppState::build(config).await?;
     let listener =
         tokio::net::TcpListener::bind(bind).await.with_context(|| format!("IDP_BIND: cannot listen on {bind}"))?;
-    tracing::info!(address = %listener.local_addr()?, issuer = %state.config.endpoint(""), "serving");
+    tracing::info!(address = %listener.local_addr()?, issuer = %state.config.issuer_id(), "serving");
     http::serve(listener, state, http::shutdown_signal()).await.context("server failed")
 }
 

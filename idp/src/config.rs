@@ -113,7 +113,13 @@ impl Config {
 
     /// An absolute URL under the issuer: `endpoint("/jwks")`.
     pub fn endpoint(&self, path: &str) -> String {
-        format!("{}{}", self.issuer.as_str().trim_end_matches('/'), path)
+        format!("{}{}", self.issuer_id(), path)
+    }
+
+    /// The issuer identifier as tokens and discovery carry it (`iss`): the issuer URL without a trailing
+    /// slash. Borrowed, so a token check compares against it without building a string.
+    pub fn issuer_id(&self) -> &str {
+        self.issuer.as_str().trim_end_matches('/')
     }
 
     /// Reads the configuration from the process environment and an optional TOML file.

@@ -50,7 +50,7 @@ pub fn logout_token(
     now: i64,
 ) -> Result<String, crate::error::Error> {
     let claims = LogoutClaims {
-        iss: config.endpoint(""),
+        iss: config.issuer_id().to_owned(),
         aud: &delivery.client_id,
         iat: now,
         exp: now + 120,

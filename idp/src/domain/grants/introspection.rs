@@ -69,6 +69,6 @@ fn key_for<'a>(ctx: &'a GrantContext<'_>, header: &Header) -> Option<(&'a Signin
         return None;
     }
     let mut validation = Validation::new(key.alg().jwt());
-    validation.set_issuer(&[ctx.config.endpoint("")]);
+    validation.set_issuer(&[ctx.config.issuer_id()]);
     Some((key, validation))
 }

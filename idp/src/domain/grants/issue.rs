@@ -69,7 +69,7 @@ pub fn access_token(
 ) -> Result<AccessToken, Error> {
     let now = ctx.now_secs();
     let claims = AccessTokenClaims {
-        iss: ctx.config.endpoint(""),
+        iss: ctx.config.issuer_id().to_owned(),
         sub: sub.to_owned(),
         aud: ctx.config.access_token_audience.clone(),
         client_id: client_id.to_owned(),
@@ -98,7 +98,7 @@ pub fn id_token(
     let alg = client.id_token_alg;
     let now = ctx.now_secs();
     let claims = IdTokenClaims {
-        iss: ctx.config.endpoint(""),
+        iss: ctx.config.issuer_id().to_owned(),
         sub: user.id.to_string(),
         aud: client.id.as_str().to_owned(),
         exp: now + secs(ctx.config.id_token_ttl),

@@ -46,7 +46,7 @@ impl Outcome {
     pub fn into_response(self, state: &AppState) -> Response {
         match self {
             Outcome::Client(mut url) => {
-                url.query_pairs_mut().append_pair("iss", &state.config.endpoint(""));
+                url.query_pairs_mut().append_pair("iss", state.config.issuer_id());
                 see_other(url.as_str())
             }
             Outcome::Page(response) => response,

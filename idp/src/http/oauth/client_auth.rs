@@ -2,7 +2,6 @@
 //! (`client_secret_basic`), body credentials (`client_secret_post`) or, for public clients, the bare
 //! `client_id` (`none`). A client must use the method it registered; two methods at once are refused.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, header};
@@ -27,13 +26,12 @@ enum Presented {
 }
 
 /// Form-decodes one part of the Basic credentials (RFC 6749 §2.3.1). Generated ids and secrets are
-/// base64url, which needs no decoding: they are borrowed as they are.
-fn form_decode(s: &str) -> Cow<'_, str> {
+/// base64url, which needs no decoding.
+fn form_decode(s: &str) -> String {
     if !s.bytes().any(|b| matches!(b, b'%' | b'+' | b'&')) {
-        return Cow::Borrowed(s);
+        return s.to_owned();
     }
-    let decoded = url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
-    Cow::Owned(decoded.unwrap_or_default())
+    url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
 }
 
 fn presented(headers: &HeaderMap, params: &FormParams<'_>) -> Result<Presented, Error> {
@@ -49,7 +47,7 @@ fn presented(headers: &HeaderMap, params: &FormParams<'_>) -> Result<Presented, 
             let decoded = String::from_utf8(decoded).map_err(|_| invalid_client())?;
             let (id, secret) = decoded.split_once(':').ok_or_else(invalid_client)?;
             // RFC 6749 §2.3.1: both parts are form-urlencoded before being joined.
-            Some((form_decode(id).into_owned(), form_decode(secret).into_owned()))
+            Some((form_decode(id), form_decode(secret)))
         }
     };
     match (basic, params.get("client_id"), params.get("client_secret")) {

@@ -46,7 +46,7 @@ impl ProviderMetadata {
     pub fn new(config: &Config) -> ProviderMetadata {
         ProviderMetadata {
             // Byte-equal to the configured issuer (no trailing slash): relying parties compare it exactly.
-            issuer: config.endpoint(""),
+            issuer: config.issuer_id().to_owned(),
             authorization_endpoint: config.endpoint(super::authorize::PATH),
             token_endpoint: config.endpoint(super::token::PATH),
             jwks_uri: config.endpoint(super::jwks::PATH),

@@ -78,7 +78,7 @@ pub async fn introspect(
         let found = match kind {
             Kind::Access => active_access_token(&ctx, token).await?.map(from_access),
             Kind::Refresh => {
-                active_refresh_token(&ctx, token).await?.map(|r| from_refresh(r, state.config.endpoint("")))
+                active_refresh_token(&ctx, token).await?.map(|r| from_refresh(r, state.config.issuer_id().to_owned()))
             }
         };
         if let Some(introspection) = found {
