@@ -124,7 +124,7 @@ impl<'a> Clients<'a> {
     /// Deletes a client, revoking every grant it holds and forgetting its consents in the same transaction;
     /// returns whether it existed.
     pub async fn delete(&self, client_id: &str, now: i64) -> Result<bool, StorageError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = super::begin(self.pool).await?;
         let done = sqlx::query("DELETE FROM clients WHERE client_id = $1").bind(client_id).execute(&mut *tx).await?;
         sqlx::query("UPDATE grants SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL")
             .bind(now)

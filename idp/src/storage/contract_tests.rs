@@ -356,3 +356,52 @@ async fn apps_are_the_clients_with_consent_or_live_grants(db: Database) {
         "a revoked grant gives no access"
     );
 }
+
+/// A request dropped while its transaction starts (its client hung up) leaves no connection of the pool inside
+/// that transaction (sqlx 0.9.0 did, on PostgreSQL: see `storage::begin`). The start is dropped when it would
+/// wait for the first time, then for the second time, and so on: one of these waits is for the answer to
+/// `BEGIN`. PostgreSQL only: it is the backend that reports a session left in a transaction.
+#[cfg_attr(not(postgres_tests), ignore = "set DATABASE_URL to run the PostgreSQL suite")]
+#[sqlx::test(migrations = false)]
+async fn a_transaction_dropped_while_it_begins_leaves_no_connection_inside_it(
+    _: sqlx::postgres::PgPoolOptions,
+    options: sqlx::postgres::PgConnectOptions,
+) {
+    use std::future::Future;
+    use std::task::Poll;
+    use std::time::Duration;
+
+    let db = postgres(options.clone()).await;
+    let mut observer = options.connect().await.unwrap();
+    let grants = db.grants();
+    let mut completed = false;
+    for waits in 1..=8 {
+        let mut begin = Box::pin(grants.begin());
+        let mut seen = 0;
+        std::future::poll_fn(|cx| match begin.as_mut().poll(cx) {
+            // A started transaction is dropped here, which rolls it back.
+            Poll::Ready(tx) => {
+                completed = tx.is_ok();
+                Poll::Ready(())
+            }
+            Poll::Pending if seen + 1 == waits => Poll::Ready(()),
+            Poll::Pending => {
+                seen += 1;
+                Poll::Pending
+            }
+        })
+        .await;
+        drop(begin);
+        // The pool takes the connection back in a task of its own.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (stuck,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
+        )
+        .fetch_one(&mut observer)
+        .await
+        .unwrap();
+        assert_eq!(stuck, 0, "a connection stayed inside a transaction whose start was dropped at wait {waits}");
+    }
+    assert!(completed, "the last attempt waited long enough for the transaction to start");
+}

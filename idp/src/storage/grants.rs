@@ -122,7 +122,7 @@ impl<'a> Grants<'a> {
             Some(writer) => Some(Arc::clone(writer).lock_owned().await),
             None => None,
         };
-        Ok(GrantTx { tx: self.pool.begin().await?, _turn: turn })
+        Ok(GrantTx { tx: super::begin(self.pool).await?, _turn: turn })
     }
 
     pub async fn insert_code(&self, code_hash: &str, code: &CodeRecord, now: i64) -> Result<(), StorageError> {

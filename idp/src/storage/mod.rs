@@ -66,6 +66,23 @@ fn conflict_on_unique(field: &'static str) -> impl FnOnce(sqlx::Error) -> Storag
     }
 }
 
+/// Starts a transaction on `pool`, and finishes starting it even if the caller is dropped meanwhile.
+///
+/// sqlx 0.9.0's `begin` is not cancel-safe on PostgreSQL (transact-rs/sqlx#4393, fixed upstream after that
+/// release): a future dropped while `BEGIN` is in flight hands its connection back to the pool inside a
+/// transaction that nothing ends, and every later statement on that connection runs inside it, uncommitted.
+/// A client that hangs up during a token request is enough (the login benchmark found it: sessions written
+/// through such a connection were invisible to the next request). The `BEGIN` therefore runs in a task of
+/// its own: if the caller is gone when it completes, the finished transaction is dropped and rolls back.
+async fn begin(pool: &AnyPool) -> Result<sqlx::Transaction<'static, sqlx::Any>, StorageError> {
+    let pool = pool.clone();
+    match tokio::spawn(async move { pool.begin().await }).await {
+        Ok(tx) => Ok(tx?),
+        // The task only fails to finish when the runtime shuts down (or sqlx panics).
+        Err(e) => Err(StorageError::Unavailable(sqlx::Error::Io(std::io::Error::other(e)))),
+    }
+}
+
 fn to_time(secs: i64) -> Result<OffsetDateTime, StorageError> {
     OffsetDateTime::from_unix_timestamp(secs).map_err(|e| StorageError::Corrupt(format!("timestamp {secs}: {e}")))
 }
