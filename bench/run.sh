@@ -11,7 +11,8 @@
 #   userinfo             a user's access token (ours: JWT; the peer's userinfo takes its opaque tokens)
 #   introspect-access    introspection of a user's access token (ours: JWT + grant check; peer: opaque)
 #   introspect-refresh   introspection of a refresh token (both: a stored, opaque token)
-#   refresh              the refresh-token grant with rotation and a new ID token, each token used once
+#   refresh              the refresh-token grant with rotation and a new ID token (signed with ID_TOKEN_ALG,
+#                        ES256 by default; RS256 is the other choice), each token used once
 #   login                browsers signing in with a password (ours only; measured against the argon2 limit)
 # The last four run on databases of LEVELS users (each with a grant, a refresh token and an access token),
 # seeded by idp/examples/bench_seed.rs (and by the peer itself): on SQLite, and on PostgreSQL when PG_URL
@@ -29,6 +30,7 @@ CONNECTIONS=${CONNECTIONS:-32}
 ALGS=${ALGS:-"ES256 EdDSA RS256"}
 LEVELS=${LEVELS:-"1000 100000 1000000"}
 PEER_LEVEL=${PEER_LEVEL:-100000}
+ID_TOKEN_ALG=${ID_TOKEN_ALG:-ES256}
 SAMPLE=${SAMPLE:-9000}
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
 SERVER_CPU=${SERVER_CPU:-0}
@@ -77,7 +79,7 @@ json_field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[s
 
 start_peer() {  # alg [seed-users seed-dir] → PEER_PID
   local seed=()
-  [ $# -gt 1 ] && seed=(SEED_USERS="$2" SEED_SAMPLE="$SAMPLE" SEED_OUT="$3")
+  [ $# -gt 1 ] && seed=(SEED_USERS="$2" SEED_SAMPLE="$SAMPLE" SEED_OUT="$3" ID_TOKEN_ALG="$ID_TOKEN_ALG")
   env PORT=$PEER_PORT ALG="$1" CLIENT_ID=bench CLIENT_SECRET=$PEER_SECRET RP_SECRET=$PEER_RP_SECRET \
     NODE_ENV=production "${seed[@]}" taskset -c "$SERVER_CPU" node bench/peer/server.mjs >"$work/peer-$1.log" 2>&1 &
   PEER_PID=$!; pids+=("$PEER_PID")
@@ -195,7 +197,8 @@ for backend in "${backends[@]}"; do
       psql "$PG_URL/postgres" -qc 'DROP DATABASE IF EXISTS idp_bench' -c 'CREATE DATABASE idp_bench'
       db="$PG_URL/idp_bench"
     fi
-    env $(ours_env ES256 "$dir" "$db") "$SEED" --users "$level" --sample "$SAMPLE" --out "$dir/seed"
+    env $(ours_env ES256 "$dir" "$db") "$SEED" --users "$level" --sample "$SAMPLE" --out "$dir/seed" \
+      --id-token-alg "$ID_TOKEN_ALG"
     start_ours ES256 "$dir" "$db"
     ours_basic=$(basic "$(json_field "$dir/seed/client.json" client_id)" "$(json_field "$dir/seed/client.json" client_secret)")
     peer=false

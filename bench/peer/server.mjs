@@ -1,7 +1,8 @@
 // node-oidc-provider configured like our issuer for bench/run.sh: a confidential client with
 // client_secret_basic and the client-credentials grant, JWT access tokens signed with ALG, discovery, JWKS;
 // and a relying party whose refresh tokens rotate on every use, as ours do.
-// Environment: PORT, ALG (RS256 | ES256 | EdDSA), CLIENT_ID, CLIENT_SECRET, RP_SECRET.
+// Environment: PORT, ALG (RS256 | ES256 | EdDSA), CLIENT_ID, CLIENT_SECRET, RP_SECRET, and ID_TOKEN_ALG, the
+// relying party's ID-token algorithm (RS256 by default; ALG or RS256 otherwise, the only keys served).
 // With SEED_USERS=N and SEED_OUT=dir it first creates N accounts, each with a grant, a refresh token and an
 // opaque access token (the kind its userinfo accepts), and writes a sample of SEED_SAMPLE of them to
 // dir/refresh_tokens.txt and dir/access_tokens.txt, as idp/examples/bench_seed.rs does for ours.
@@ -17,6 +18,7 @@ const store = new Map();
 
 const port = Number(process.env.PORT ?? 3000);
 const alg = process.env.ALG ?? 'ES256';
+const idTokenAlg = process.env.ID_TOKEN_ALG ?? 'RS256';
 const issuer = `http://127.0.0.1:${port}`;
 const audience = 'urn:bench:api';
 
@@ -50,10 +52,11 @@ const provider = new Provider(issuer, {
     redirect_uris: ['https://rp.bench.test/callback'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
+    id_token_signed_response_alg: idTokenAlg,
     scope: rpScope,
   }],
   jwks: { keys },
-  enabledJWA: { idTokenSigningAlgValues: ['RS256'], requestObjectSigningAlgValues: ['RS256'] },
+  enabledJWA: { idTokenSigningAlgValues: [...new Set(['RS256', idTokenAlg])], requestObjectSigningAlgValues: ['RS256'] },
   scopes: ['openid', 'offline_access', 'media.read'],
   rotateRefreshToken: true,
   adapter: (model) => new MemoryAdapter(model, store),

@@ -47,6 +47,9 @@ struct Args {
     /// Where to write the sample.
     #[arg(long)]
     out: PathBuf,
+    /// The client's ID-token algorithm (`id_token_signed_response_alg`); RS256 when absent.
+    #[arg(long)]
+    id_token_alg: Option<String>,
 }
 
 /// One value of a batched INSERT.
@@ -102,7 +105,7 @@ async fn main() -> anyhow::Result<()> {
         scopes: SCOPE.split(' ').map(str::to_owned).collect(),
         auth_method: None,
         backchannel_logout_uri: None,
-        id_token_alg: None,
+        id_token_alg: args.id_token_alg.clone(),
     };
     let now = state.clock.now();
     let client = registration.validate(now).map_err(anyhow::Error::msg)?;
