@@ -56,6 +56,7 @@ macro_rules! contract {
 }
 
 contract!(
+    only_postgres_connections_are_checked_before_each_use,
     migrations_are_idempotent,
     user_is_found_by_id_and_by_normalised_email,
     duplicate_email_is_a_conflict,
@@ -195,6 +196,13 @@ fn grant(id: &str) -> Grant {
         expires_at: i64::MAX,
         revoked_at: None,
     }
+}
+
+/// A ping before each use finds a PostgreSQL connection that broke while idle; on SQLite it would only cost a
+/// round trip to the connection's thread (see `Database::connect`).
+async fn only_postgres_connections_are_checked_before_each_use(db: Database) {
+    let backend = db.pool().acquire().await.unwrap().backend_name().to_owned();
+    assert_eq!(db.pool().options().get_test_before_acquire(), backend == "PostgreSQL", "{backend}");
 }
 
 async fn a_code_is_redeemed_once(db: Database) {

@@ -117,6 +117,10 @@ impl Database {
         let pool = AnyPoolOptions::new()
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(5))
+            // A PostgreSQL connection can break while idle (a restart, a fail-over, a proxy's timeout), and a
+            // ping before use finds it and opens another. A SQLite connection is a file handle on a thread of
+            // its own: the ping only checks that thread, and costs a hand-over to it and back on every use.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
