@@ -74,6 +74,18 @@ async fn screenshot(browser: &Client, name: &str) -> std::path::PathBuf {
     path
 }
 
+/// Waits until the page that holds `element` has been replaced, as after a form post: until then the old
+/// page still answers every query.
+async fn until_replaced(element: &fantoccini::elements::Element) {
+    for _ in 0..100 {
+        match element.text().await {
+            Err(e) if e.is_stale_element_reference() => return,
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    panic!("the page was not replaced within 5 s");
+}
+
 async fn session_rows(browser: &Client) -> Vec<String> {
     let mut rows = Vec::new();
     for row in browser.find_all(Locator::Css("#sessions tr.session")).await.unwrap() {
@@ -127,6 +139,7 @@ async fn account_page_shows_each_session_and_signs_out_another() {
     let phone_row =
         browser.find(Locator::XPath("//tr[contains(@class,'session')][contains(., 'Safari on iOS')]")).await.unwrap();
     phone_row.find(Locator::Css("button")).await.unwrap().click().await.unwrap();
+    until_replaced(&phone_row).await;
     browser.wait().for_element(Locator::Id("sessions")).await.unwrap();
     let rows = session_rows(&browser).await;
     assert_eq!(rows.len(), 1, "{rows:?}");
