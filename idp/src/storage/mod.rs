@@ -78,7 +78,8 @@ async fn begin(pool: &AnyPool) -> Result<sqlx::Transaction<'static, sqlx::Any>, 
     let pool = pool.clone();
     match tokio::spawn(async move { pool.begin().await }).await {
         Ok(tx) => Ok(tx?),
-        // The task only fails to finish when the runtime shuts down (or sqlx panics).
+        // A panic in sqlx stays a panic; otherwise the runtime is shutting down.
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(e) => Err(StorageError::Unavailable(sqlx::Error::Io(std::io::Error::other(e)))),
     }
 }
