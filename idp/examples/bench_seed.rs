@@ -110,10 +110,7 @@ async fn main() -> anyhow::Result<()> {
     let now = state.clock.now();
     let client = registration.validate(now).map_err(anyhow::Error::msg)?;
     // The refresh runs would otherwise fail one by one, minutes later.
-    let alg = client.client.id_token_alg;
-    if !state.config.signing_algs.contains(&alg) {
-        bail!("--id-token-alg: {alg} has no signing key here; add it to IDP_SIGNING_ALGS");
-    }
+    client.check_id_token_alg(&state.config.signing_algs).map_err(anyhow::Error::msg)?;
     state.db.clients().insert(&client.client).await?;
     let client_id = client.client.id.as_str().to_owned();
     let secret = client.secret.as_ref().map(|s| s.expose().to_owned()).context("the client has no secret")?;

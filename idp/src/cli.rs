@@ -250,10 +250,7 @@ async fn client(command: ClientCommand, db: &Database, config: &Config) -> anyho
                 id_token_alg: args.id_token_alg,
             };
             let new = registration.validate(OffsetDateTime::now_utc()).map_err(anyhow::Error::msg)?;
-            let alg = new.client.id_token_alg;
-            if !config.signing_algs.contains(&alg) {
-                bail!("--id-token-alg: {alg} has no signing key here; add it to IDP_SIGNING_ALGS first");
-            }
+            new.check_id_token_alg(&config.signing_algs).map_err(anyhow::Error::msg)?;
             db.clients().insert(&new.client).await?;
             let mut out = json!({"client_id": new.client.id.as_str()});
             if let Some(secret) = &new.secret {

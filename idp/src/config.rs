@@ -74,7 +74,8 @@ pub struct Config {
     pub keys_dir: PathBuf,
     /// Algorithms that each have one active signing key.
     pub signing_algs: Vec<SigningAlgorithm>,
-    /// The algorithm of access tokens (one of `signing_algs`). ID tokens are RS256.
+    /// The algorithm of access tokens (one of `signing_algs`). ID tokens use each client's registered
+    /// algorithm, RS256 by default.
     pub access_token_alg: SigningAlgorithm,
     /// Whether missing signing keys may be generated at start-up (development only).
     pub generate_keys: bool,

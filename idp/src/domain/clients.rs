@@ -216,6 +216,19 @@ pub struct NewClient {
     pub secret: Option<ClientSecret>,
 }
 
+impl NewClient {
+    /// Its ID tokens can be signed only with an algorithm the issuer holds a key for (`configured`, the
+    /// configuration's `signing_algs`).
+    pub fn check_id_token_alg(&self, configured: &[SigningAlgorithm]) -> Result<(), String> {
+        let alg = self.client.id_token_alg;
+        if configured.contains(&alg) {
+            Ok(())
+        } else {
+            Err(format!("--id-token-alg: {alg} has no signing key here; add it to IDP_SIGNING_ALGS first"))
+        }
+    }
+}
+
 impl ClientRegistration {
     /// Applies the registration rules and generates the id and (for confidential clients) the secret.
     pub fn validate(self, now: OffsetDateTime) -> Result<NewClient, String> {
@@ -337,6 +350,16 @@ mod tests {
         assert_eq!(new.client.auth_method, AuthMethod::ClientSecretBasic);
         assert_eq!(new.client.grant_types, vec![GrantType::AuthorizationCode, GrantType::RefreshToken]);
         assert!(new.client.scopes.contains("openid"));
+    }
+
+    #[test]
+    fn id_token_alg_needs_a_configured_signing_key() {
+        let new = ClientRegistration { id_token_alg: Some("EdDSA".into()), ..registration() }
+            .validate(OffsetDateTime::UNIX_EPOCH)
+            .unwrap();
+        assert!(new.check_id_token_alg(&[SigningAlgorithm::Rs256, SigningAlgorithm::EdDsa]).is_ok());
+        let refused = new.check_id_token_alg(&[SigningAlgorithm::Rs256, SigningAlgorithm::Es256]).unwrap_err();
+        assert!(refused.starts_with("--id-token-alg: EdDSA"), "{refused}");
     }
 
     #[test]
