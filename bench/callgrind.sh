@@ -47,7 +47,7 @@ def run(count):
         r = c.getresponse(); r.read()
         if r.status != 200: failed.append(r.status)
     c.close()
-threads = [threading.Thread(target=run, args=(n // conns,)) for _ in range(conns)]
+threads = [threading.Thread(target=run, args=(n // conns + (i < n % conns),)) for i in range(conns)]
 for t in threads: t.start()
 for t in threads: t.join()
 if failed: sys.exit(f"{len(failed)} requests failed, e.g. HTTP {failed[0]}")
@@ -65,8 +65,7 @@ IDP_KEYS_DIR=$dir/keys IDP_SIGNING_ALGS=RS256,$alg IDP_ACCESS_TOKEN_ALG=$alg RUS
   for _ in $(seq 1 300); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/readyz" && break; sleep 0.2; done
   # shellcheck disable=SC2086
   created=$(env $env_vars "$IDP" client create --name bench --grant-type client_credentials --scope media.read)
-  id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["client_id"])' <<<"$created")
-  secret=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])' <<<"$created")
+  read -r id secret < <(python3 -c 'import json,sys; c = json.load(sys.stdin); print(c["client_id"], c["client_secret"])' <<<"$created")
   load 400 "$CONNECTIONS" "$id" "$secret"
   callgrind_control --zero "$pid" >/dev/null 2>&1
   load "$REQUESTS" "$CONNECTIONS" "$id" "$secret"

@@ -63,10 +63,9 @@ wait_ready() {  # url [tries]
   echo "server at $1 did not start"; exit 1
 }
 
-ours_env() {  # alg dir database-url
-  local algs="RS256"; [ "$1" != RS256 ] && algs="RS256,$1"
+ours_env() {  # alg dir database-url (IDP_SIGNING_ALGS drops the repeat when alg is RS256)
   echo "IDP_BIND=127.0.0.1:$OURS_PORT IDP_ISSUER=http://127.0.0.1:$OURS_PORT IDP_DATABASE_URL=$3 \
-IDP_KEYS_DIR=$2/keys IDP_SIGNING_ALGS=$algs IDP_ACCESS_TOKEN_ALG=$1 RUST_LOG=warn"
+IDP_KEYS_DIR=$2/keys IDP_SIGNING_ALGS=RS256,$1 IDP_ACCESS_TOKEN_ALG=$1 RUST_LOG=warn"
 }
 
 start_ours() {  # alg dir database-url → OURS_PID
@@ -106,8 +105,7 @@ run_load() {
 
 # measure SCENARIO LEVEL BACKEND SERVER RUN PID URL SCRIPT [script args…]: a wrk run.
 measure() {
-  local url=$7 script=$8
-  run_load "${@:1:6}" wrk_run "$url" "$script" "${@:9}"
+  run_load "${@:1:6}" wrk_run "${@:7}"
 }
 wrk_run() {  # url script [script args…]
   WRK_REPORT="$REPORT" taskset -c "$LOAD_CPU" \
@@ -162,18 +160,17 @@ done
 user_scenarios() {
   local level=$1 backend=$2 server=$3 pid=$4 port=$5 basic=$6 introspect=$7 userinfo=$8 seed=$9 run=${10}
   local url="http://127.0.0.1:$port" half
+  # Each run refreshes its own half of the sample: a token is never presented twice. Both runs introspect
+  # the second half, which run 2's refresh rotates only after its introspection: every token is live.
   half=$(( $(wc -l <"$seed/refresh_tokens.txt") / 2 ))
+  head -n "$half" "$seed/refresh_tokens.txt" >"$seed/refresh-1.txt"
+  tail -n +"$((half + 1))" "$seed/refresh_tokens.txt" >"$seed/refresh-2.txt"
   measure userinfo "$level" "$backend" "$server" "$run" "$pid" "$url" tokens.lua \
     bearer "$userinfo" "$seed/access_tokens.txt"
-  export HINT=access_token
   measure introspect-access "$level" "$backend" "$server" "$run" "$pid" "$url" tokens.lua \
-    introspect "$basic" "$introspect" "$seed/access_tokens.txt"
-  export HINT=refresh_token
+    introspect "$basic" "$introspect" "$seed/access_tokens.txt" access_token
   measure introspect-refresh "$level" "$backend" "$server" "$run" "$pid" "$url" tokens.lua \
-    introspect "$basic" "$introspect" "$seed/refresh_tokens.txt"
-  # Each run refreshes its own half of the sample: a token is never presented twice.
-  if [ "$run" = 1 ]; then head -n "$half" "$seed/refresh_tokens.txt"; else tail -n +"$((half + 1))" "$seed/refresh_tokens.txt"; fi \
-    >"$seed/refresh-$run.txt"
+    introspect "$basic" "$introspect" "$seed/refresh-2.txt" refresh_token
   measure refresh "$level" "$backend" "$server" "$run" "$pid" "$url" tokens.lua \
     refresh "$basic" /token "$seed/refresh-$run.txt"
   # The peer's sign-in pages are development stand-ins without a password check: ours only.

@@ -10,12 +10,18 @@ from collections import defaultdict
 
 out, peer_level = sys.argv[1], sys.argv[2]
 ticks_per_second = os.sysconf("SC_CLK_TCK")
-signing = {}
-if os.path.exists(f"{out}/limits.jsonl"):
-    for line in open(f"{out}/limits.jsonl"):
-        if line.strip().startswith("{"):
-            row = json.loads(line)
-            signing[row["alg"]] = row["per_second"]
+
+
+def jsonl(name):
+    """The JSON objects among the lines of RESULTS_DIR/name (none when it is missing)."""
+    path = f"{out}/{name}"
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip().startswith("{")]
+
+
+limits = {row["alg"]: row["per_second"] for row in jsonl("limits.jsonl")}
 
 # (scenario, level, backend, server) → runs
 runs = defaultdict(list)
@@ -67,32 +73,29 @@ for scenario, level, backend in keys:
              f"{mean(ours, 'cpu_us'):.0f}" if ours else "—",
              f"{mean(peer, 'cpu_us'):.0f}" if peer else "—"]
     alg = scenario.split("-", 1)[1] if scenario.startswith("token-") else "argon2id" if scenario == "login" else None
-    cells.append(f"{100 * mean(ours, 'rps') / signing[alg]:.0f}%" if ours and alg in signing else "—")
+    cells.append(f"{100 * mean(ours, 'rps') / limits[alg]:.0f}%" if ours and alg in limits else "—")
     errors = sum(r["errors"] for r in (ours or []) + (peer or []))
     if errors:
         cells[0] += f" ({errors} failed)"
     print("| " + " | ".join(cells) + " |")
-if signing:
+if limits:
     print()
     print("Per-core limits (signatures with keys parsed once; argon2id sign-in checks): "
-          + ", ".join(f"{alg} {n:,.0f}/s" for alg, n in signing.items()))
+          + ", ".join(f"{alg} {n:,.0f}/s" for alg, n in limits.items()))
 
 # Resource-server validation: µs per token, per algorithm and case.
-if os.path.exists(f"{out}/validate.jsonl"):
-    cases = defaultdict(dict)
-    for line in open(f"{out}/validate.jsonl"):
-        if line.strip().startswith("{"):
-            row = json.loads(line)
-            cases[row["alg"]][row["case"]] = row
-    if cases:
-        names = sorted({c for alg in cases.values() for c in alg})
-        print()
-        print("## Resource-server validation (media-api validator, one core): µs per token")
-        print()
-        print("| alg | " + " | ".join(names) + " |")
-        print("|---|" + "---:|" * len(names))
-        for alg, row in cases.items():
-            print(f"| {alg} | " + " | ".join(f"{row[c]['us_per_op']:.2f}" if c in row else "—" for c in names) + " |")
+cases = defaultdict(dict)
+for row in jsonl("validate.jsonl"):
+    cases[row["alg"]][row["case"]] = row
+if cases:
+    names = sorted({c for alg in cases.values() for c in alg})
+    print()
+    print("## Resource-server validation (media-api validator, one core): µs per token")
+    print()
+    print("| alg | " + " | ".join(names) + " |")
+    print("|---|" + "---:|" * len(names))
+    for alg, row in cases.items():
+        print(f"| {alg} | " + " | ".join(f"{row[c]['us_per_op']:.2f}" if c in row else "—" for c in names) + " |")
 
 # Growth: ours, per backend, per database size.
 levels = sorted({l for _, l, _, _ in runs if l != "-"}, key=int)

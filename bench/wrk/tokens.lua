@@ -5,14 +5,15 @@
 --   refresh BASIC PATH FILE      POST PATH grant_type=refresh_token&refresh_token=…, client_secret_basic.
 --                                Each token is sent once; the rotated token of each answer joins the back of
 --                                the queue, so N tokens keep N chains going and no token is presented twice.
---   introspect BASIC PATH FILE   POST PATH token=…&token_type_hint=$HINT (default access_token), cycling.
+--   introspect BASIC PATH FILE [HINT]
+--                                POST PATH token=…&token_type_hint=HINT (default access_token), cycling.
 --   bearer PATH FILE             GET PATH with Authorization: Bearer …, cycling.
 --
 -- The report is report.lua's.
 
 dofile("bench/wrk/report.lua")
 
-local mode, basic, path
+local mode, basic, path, hint
 -- A queue: tokens[head..tail]. (The length operator is no use once the front has been taken.)
 local tokens, head, tail = {}, 1, 0
 
@@ -20,7 +21,7 @@ function init(args)
   mode = args[1]
   local file
   if mode == "refresh" or mode == "introspect" then
-    basic, path, file = args[2], args[3], args[4]
+    basic, path, file, hint = args[2], args[3], args[4], args[5] or "access_token"
   elseif mode == "bearer" then
     path, file = args[2], args[3]
   else
@@ -58,7 +59,7 @@ function request()
   if mode == "refresh" then
     return form("grant_type=refresh_token&refresh_token=" .. next_token())
   elseif mode == "introspect" then
-    return form("token=" .. next_token() .. "&token_type_hint=" .. (os.getenv("HINT") or "access_token"))
+    return form("token=" .. next_token() .. "&token_type_hint=" .. hint)
   end
   return wrk.format("GET", path, { ["Authorization"] = "Bearer " .. next_token() })
 end

@@ -105,7 +105,7 @@ async fn main() -> anyhow::Result<()> {
         scopes: SCOPE.split(' ').map(str::to_owned).collect(),
         auth_method: None,
         backchannel_logout_uri: None,
-        id_token_alg: args.id_token_alg.clone(),
+        id_token_alg: args.id_token_alg,
     };
     let now = state.clock.now();
     let client = registration.validate(now).map_err(anyhow::Error::msg)?;
@@ -200,7 +200,7 @@ async fn main() -> anyhow::Result<()> {
         "seeded {} users, grants, refresh tokens and access tokens in {:.1} s; sampled {}",
         args.users,
         started.elapsed().as_secs_f64(),
-        args.users.min(args.sample * stride).div_ceil(stride)
+        args.users.div_ceil(stride).min(args.sample)
     );
     state.db.close().await;
     Ok(())
