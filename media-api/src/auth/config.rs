@@ -11,7 +11,8 @@ pub struct ValidatorConfig {
     /// This API's identifier; a token's `aud` must contain it (RFC 9068 §4). One audience per API, so a
     /// token minted for another API (or an ID token, whose `aud` is a client) is refused here.
     pub audience: String,
-    /// Where the issuer publishes its JWKS; `None` means `{issuer}/jwks`.
+    /// Where the issuer publishes its JWKS; `None` means `{issuer}/jwks`. It must be `https`, or `http` on a
+    /// loopback host: keys fetched in the clear could be swapped for an attacker's (RFC 8725 §3.10).
     pub jwks_url: Option<String>,
     /// How often the JWKS is fetched again, so that a key the issuer stops publishing is refused within
     /// this time (tokens already in the cache excepted: they stay valid until their `exp`).
@@ -68,6 +69,8 @@ pub enum ConfigError {
     EmptyAudience,
     #[error("the JWKS URL '{url}' is not an http(s) URL")]
     JwksUrl { url: String },
+    #[error("the JWKS URL '{url}' is plain http on a non-loopback host, open to key substitution: use https://")]
+    InsecureJwksUrl { url: String },
     #[error("the refresh interval must be longer than zero")]
     ZeroRefreshInterval,
     #[error("cannot build the HTTP client for JWKS fetches: {0}")]
@@ -87,10 +90,26 @@ impl ValidatorConfig {
             return Err(ConfigError::ZeroRefreshInterval);
         }
         let url = self.jwks_url();
-        reqwest::Url::parse(&url)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
-            .ok_or(ConfigError::JwksUrl { url })
+        let Some(parsed) = reqwest::Url::parse(&url).ok().filter(|u| u.has_host()) else {
+            return Err(ConfigError::JwksUrl { url });
+        };
+        match parsed.scheme() {
+            "https" => Ok(parsed),
+            "http" if is_loopback_host(&parsed) => Ok(parsed),
+            "http" => Err(ConfigError::InsecureJwksUrl { url }),
+            _ => Err(ConfigError::JwksUrl { url }),
+        }
+    }
+}
+
+/// Whether a URL's host is the loopback interface (`localhost`, 127.0.0.0/8, `::1`), the one place where the
+/// keys may come over plain http (as `idp::domain::is_loopback_host` allows for the issuer's own URLs).
+fn is_loopback_host(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 
@@ -117,6 +136,7 @@ mod tests {
                 ValidatorConfig { jwks_url: Some("file:///etc/keys".into()), ..ValidatorConfig::new("x", "media") },
                 "JWKS URL",
             ),
+            (ValidatorConfig::new("http://id.example", "media"), "plain http"),
             (
                 ValidatorConfig { refresh_interval: Duration::ZERO, ..ValidatorConfig::new("https://i", "m") },
                 "refresh interval",
@@ -125,6 +145,13 @@ mod tests {
         for (config, named) in cases {
             let err = config.validate().unwrap_err();
             assert!(err.to_string().contains(named), "{err} should name {named}");
+        }
+    }
+
+    #[test]
+    fn plain_http_is_accepted_on_loopback_hosts_only() {
+        for issuer in ["http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080", "https://id.example"] {
+            assert!(ValidatorConfig::new(issuer, "media").validate().is_ok(), "{issuer}");
         }
     }
 }

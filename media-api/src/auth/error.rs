@@ -103,20 +103,16 @@ impl AuthError {
 
     /// The `WWW-Authenticate` challenge (RFC 6750 §3); none for 503.
     pub fn challenge(&self) -> Option<String> {
-        match self {
-            AuthError::MissingCredentials => Some("Bearer".to_owned()),
-            AuthError::InvalidRequest(_) | AuthError::InvalidToken(_) => Some(format!(
-                "Bearer error=\"{}\", error_description=\"{}\"",
-                self.code().unwrap_or_default(),
-                quotable(&self.description())
-            )),
-            AuthError::InsufficientScope { scope } => Some(format!(
-                "Bearer error=\"insufficient_scope\", error_description=\"{}\", scope=\"{}\"",
-                quotable(&self.description()),
-                scope_tokens(scope)
-            )),
-            AuthError::Unavailable => None,
+        let code = match self {
+            AuthError::MissingCredentials => return Some("Bearer".to_owned()),
+            AuthError::Unavailable => return None,
+            _ => self.code()?,
+        };
+        let mut challenge = format!("Bearer error=\"{code}\", error_description=\"{}\"", quotable(&self.description()));
+        if let AuthError::InsufficientScope { scope } = self {
+            challenge.push_str(&format!(", scope=\"{}\"", scope_tokens(scope)));
         }
+        Some(challenge)
     }
 }
 

@@ -174,7 +174,6 @@ pub struct Validator {
     issuer: String,
     audience: String,
     leeway_secs: i64,
-    refresh_interval: std::time::Duration,
     jwks: Arc<JwksSource>,
     cache: TokenCache<Arc<Principal>>,
     validations: Validations,
@@ -204,7 +203,6 @@ impl Validator {
             validations: Validations::new(),
             signature_checks: AtomicU64::new(0),
             leeway_secs: i64::try_from(config.leeway.as_secs()).unwrap_or(i64::MAX),
-            refresh_interval: config.refresh_interval,
             issuer: config.issuer,
             audience: config.audience,
         })
@@ -213,8 +211,9 @@ impl Validator {
     /// Builds the validator and starts its periodic JWKS refresh (the first fetch at once). Call inside a
     /// Tokio runtime. The refresh task ends when the validator is dropped.
     pub fn start(config: ValidatorConfig) -> Result<Arc<Validator>, ConfigError> {
+        let interval = config.refresh_interval;
         let validator = Arc::new(Validator::new(config)?);
-        validator.jwks.spawn_refresh(validator.refresh_interval);
+        validator.jwks.spawn_refresh(interval);
         Ok(validator)
     }
 

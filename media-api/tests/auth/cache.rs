@@ -3,80 +3,67 @@
 use std::sync::Arc;
 
 use idp::domain::keys::SigningAlgorithm;
-use idp::domain::tokens::new_id;
+use idp::domain::tokens::AccessTokenClaims;
 use media_api::auth::{InvalidToken, ValidatorConfig};
 
-use crate::helpers::{NOW, TTL, TestIssuer, TestKey, at, claims, now};
+use crate::helpers::{NOW, Setup, TTL, TestIssuer, TestKey, at, now};
 
 #[tokio::test]
 async fn cached_token_skips_the_signature_check() {
-    let key = TestKey::generate(SigningAlgorithm::Rs256);
-    let issuer = TestIssuer::start(&[&key]).await;
-    let validator = issuer.validator().await;
-    let token = key.sign(&claims(&issuer.url));
+    let s = Setup::new(SigningAlgorithm::Rs256).await;
+    let token = s.token();
 
-    let first = validator.validate(&token, now()).await.unwrap();
-    let second = validator.validate(&token, at(NOW + 10)).await.unwrap();
+    let first = s.validator.validate(&token, now()).await.unwrap();
+    let second = s.validator.validate(&token, at(NOW + 10)).await.unwrap();
 
-    assert_eq!(validator.signature_checks(), 1);
+    assert_eq!(s.validator.signature_checks(), 1);
     assert!(Arc::ptr_eq(&first, &second), "the cached principal itself");
-    validator.validate(&key.sign(&claims(&issuer.url)), now()).await.unwrap();
-    assert_eq!(validator.signature_checks(), 2, "another token is verified");
+    s.validator.validate(&s.token(), now()).await.unwrap();
+    assert_eq!(s.validator.signature_checks(), 2, "another token is verified");
 }
 
 #[tokio::test]
 async fn cached_token_is_refused_from_its_exp() {
-    let key = TestKey::generate(SigningAlgorithm::Es256);
-    let issuer = TestIssuer::start(&[&key]).await;
-    let validator = issuer.validator().await;
-    let token = key.sign(&claims(&issuer.url));
-    validator.validate(&token, now()).await.unwrap();
+    let s = Setup::new(SigningAlgorithm::Es256).await;
+    let token = s.token();
+    s.validator.validate(&token, now()).await.unwrap();
 
-    assert!(validator.validate(&token, at(NOW + TTL - 1)).await.is_ok());
-    assert_eq!(validator.validate(&token, at(NOW + TTL)).await, Err(InvalidToken::Expired.into()));
-    assert_eq!(validator.signature_checks(), 1, "refused from the cache");
+    assert!(s.validator.validate(&token, at(NOW + TTL - 1)).await.is_ok());
+    assert_eq!(s.validator.validate(&token, at(NOW + TTL)).await, Err(InvalidToken::Expired.into()));
+    assert_eq!(s.validator.signature_checks(), 1, "refused from the cache");
 }
 
 #[tokio::test]
 async fn refused_token_is_not_cached() {
-    let key = TestKey::generate(SigningAlgorithm::Es256);
-    let issuer = TestIssuer::start(&[&key]).await;
-    let validator = issuer.validator().await;
-    let token = key.sign(&idp::domain::tokens::AccessTokenClaims {
-        aud: "https://donations.example/api".into(),
-        ..claims(&issuer.url)
-    });
+    let s = Setup::new(SigningAlgorithm::Es256).await;
+    let token = s.key.sign(&AccessTokenClaims { aud: "https://donations.example/api".into(), ..s.claims() });
 
     for _ in 0..2 {
-        assert_eq!(validator.validate(&token, now()).await, Err(InvalidToken::WrongAudience.into()));
+        assert_eq!(s.validator.validate(&token, now()).await, Err(InvalidToken::WrongAudience.into()));
     }
-    assert_eq!(validator.signature_checks(), 2, "verified again each time");
-    assert_eq!(validator.cached_tokens(), 0);
+    assert_eq!(s.validator.signature_checks(), 2, "verified again each time");
+    assert_eq!(s.validator.cached_tokens(), 0);
 }
 
 #[tokio::test]
 async fn cache_stays_within_its_capacity() {
-    let key = TestKey::generate(SigningAlgorithm::EdDsa);
-    let issuer = TestIssuer::start(&[&key]).await;
-    let validator = issuer.validator_with(ValidatorConfig { cache_capacity: 8, ..issuer.config() }).await;
+    let s = Setup::with_config(SigningAlgorithm::EdDsa, |c| ValidatorConfig { cache_capacity: 8, ..c }).await;
 
     for _ in 0..30 {
-        validator.validate(&key.sign(&claims(&issuer.url)), now()).await.unwrap();
-        assert!(validator.cached_tokens() <= 8, "{} cached", validator.cached_tokens());
+        s.validator.validate(&s.token(), now()).await.unwrap();
+        assert!(s.validator.cached_tokens() <= 8, "{} cached", s.validator.cached_tokens());
     }
-    assert!(validator.cached_tokens() > 0);
+    assert!(s.validator.cached_tokens() > 0);
 }
 
 #[tokio::test]
 async fn zero_capacity_verifies_every_time() {
-    let key = TestKey::generate(SigningAlgorithm::EdDsa);
-    let issuer = TestIssuer::start(&[&key]).await;
-    let validator = issuer.validator_with(ValidatorConfig { cache_capacity: 0, ..issuer.config() }).await;
-    let token = key.sign(&claims(&issuer.url));
+    let s = Setup::with_config(SigningAlgorithm::EdDsa, |c| ValidatorConfig { cache_capacity: 0, ..c }).await;
+    let token = s.token();
     for _ in 0..3 {
-        validator.validate(&token, now()).await.unwrap();
+        s.validator.validate(&token, now()).await.unwrap();
     }
-    assert_eq!(validator.signature_checks(), 3);
+    assert_eq!(s.validator.signature_checks(), 3);
 }
 
 #[tokio::test]
@@ -85,24 +72,23 @@ async fn cached_token_outlives_its_key_until_exp_but_new_tokens_of_the_key_do_no
     let current = TestKey::generate(SigningAlgorithm::Es256);
     let issuer = TestIssuer::start(&[&retired, &current]).await;
     let validator = issuer.validator().await;
-    let cached = retired.sign(&claims(&issuer.url));
+    let cached = retired.sign(&issuer.claims());
     validator.validate(&cached, now()).await.unwrap();
 
     issuer.publish(&[&current]);
     validator.refresh_keys().await.unwrap();
 
     assert!(validator.validate(&cached, at(NOW + 60)).await.is_ok(), "validation is local: the cache answers");
-    let fresh = retired.sign(&claims(&issuer.url));
+    let fresh = retired.sign(&issuer.claims());
     assert_eq!(validator.validate(&fresh, at(NOW + 60)).await, Err(InvalidToken::UnknownKey.into()));
     assert_eq!(validator.validate(&cached, at(NOW + TTL)).await, Err(InvalidToken::Expired.into()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_with_one_token_all_succeed_and_share_one_entry() {
-    let key = TestKey::generate(SigningAlgorithm::Es256);
-    let issuer = TestIssuer::start(&[&key]).await;
-    let validator = Arc::new(issuer.validator().await);
-    let token: Arc<str> = key.sign(&claims(&issuer.url)).into();
+    let s = Setup::new(SigningAlgorithm::Es256).await;
+    let token: Arc<str> = s.token().into();
+    let validator = Arc::new(s.validator);
 
     let tasks: Vec<_> = (0..64)
         .map(|_| {
@@ -118,14 +104,10 @@ async fn concurrent_requests_with_one_token_all_succeed_and_share_one_entry() {
 
 #[tokio::test]
 async fn tokens_differing_only_in_jti_are_separate_entries() {
-    let key = TestKey::generate(SigningAlgorithm::Es256);
-    let issuer = TestIssuer::start(&[&key]).await;
-    let validator = issuer.validator().await;
-    let base = claims(&issuer.url);
+    let s = Setup::new(SigningAlgorithm::Es256).await;
     for _ in 0..3 {
-        let token = key.sign(&idp::domain::tokens::AccessTokenClaims { jti: new_id(), ..base.clone() });
-        validator.validate(&token, now()).await.unwrap();
+        s.validator.validate(&s.token(), now()).await.unwrap();
     }
-    assert_eq!(validator.cached_tokens(), 3);
-    assert_eq!(validator.signature_checks(), 3);
+    assert_eq!(s.validator.cached_tokens(), 3);
+    assert_eq!(s.validator.signature_checks(), 3);
 }

@@ -10,7 +10,7 @@ use media_api::auth::{AuthError, Authenticated, Validator};
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 
-use crate::helpers::{TestIssuer, TestKey, claims};
+use crate::helpers::{TestIssuer, TestKey};
 
 async fn read_media(Authenticated(principal): Authenticated) -> Result<String, AuthError> {
     principal.require_scope("media.read")?;
@@ -31,12 +31,6 @@ async fn spawn_api(validator: Arc<Validator>) -> String {
     url
 }
 
-/// Claims valid now by the system clock, which the extractor uses.
-fn current_claims(issuer: &str) -> AccessTokenClaims {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    AccessTokenClaims { iat: now, exp: now + 300, auth_time: Some(now), ..claims(issuer) }
-}
-
 struct Api {
     url: String,
     key: TestKey,
@@ -44,11 +38,28 @@ struct Api {
     http: reqwest::Client,
 }
 
-async fn api() -> Api {
-    let key = TestKey::generate(SigningAlgorithm::Es256);
-    let issuer = TestIssuer::start(&[&key]).await;
-    let url = spawn_api(Arc::new(issuer.validator().await)).await;
-    Api { url, key, issuer, http: reqwest::Client::new() }
+impl Api {
+    async fn start() -> Api {
+        let key = TestKey::generate(SigningAlgorithm::Es256);
+        let issuer = TestIssuer::start(&[&key]).await;
+        let url = spawn_api(Arc::new(issuer.validator().await)).await;
+        Api { url, key, issuer, http: reqwest::Client::new() }
+    }
+
+    fn media(&self) -> String {
+        format!("{}/media", self.url)
+    }
+
+    /// A token valid now by the system clock, which the extractor uses, signed with `changes` to its claims.
+    fn token(&self, changes: impl FnOnce(i64, AccessTokenClaims) -> AccessTokenClaims) -> String {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let valid_now = AccessTokenClaims { iat: now, exp: now + 300, auth_time: Some(now), ..self.issuer.claims() };
+        self.key.sign(&changes(now, valid_now))
+    }
+
+    fn valid_token(&self) -> String {
+        self.token(|_, claims| claims)
+    }
 }
 
 fn challenge(response: &reqwest::Response) -> String {
@@ -57,28 +68,25 @@ fn challenge(response: &reqwest::Response) -> String {
 
 #[tokio::test]
 async fn request_with_a_valid_token_reaches_the_route() {
-    let api = api().await;
-    let token = api.key.sign(&current_claims(&api.issuer.url));
-    let response = api.http.get(format!("{}/media", api.url)).bearer_auth(&token).send().await.unwrap();
+    let api = Api::start().await;
+    let response = api.http.get(api.media()).bearer_auth(api.valid_token()).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.text().await.unwrap(), "user-1");
 }
 
 #[tokio::test]
 async fn request_without_a_token_gets_a_bare_bearer_challenge() {
-    let api = api().await;
-    let response = api.http.get(format!("{}/media", api.url)).send().await.unwrap();
+    let api = Api::start().await;
+    let response = api.http.get(api.media()).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(challenge(&response), "Bearer");
 }
 
 #[tokio::test]
 async fn request_with_an_expired_token_gets_invalid_token() {
-    let api = api().await;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let expired = AccessTokenClaims { iat: now - 600, exp: now - 1, ..claims(&api.issuer.url) };
-    let token = api.key.sign(&expired);
-    let response = api.http.get(format!("{}/media", api.url)).bearer_auth(&token).send().await.unwrap();
+    let api = Api::start().await;
+    let token = api.token(|now, claims| AccessTokenClaims { iat: now - 600, exp: now - 1, ..claims });
+    let response = api.http.get(api.media()).bearer_auth(token).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(challenge(&response), "Bearer error=\"invalid_token\", error_description=\"the access token expired\"");
     let body: serde_json::Value = response.json().await.unwrap();
@@ -87,9 +95,8 @@ async fn request_with_an_expired_token_gets_invalid_token() {
 
 #[tokio::test]
 async fn request_lacking_the_scope_gets_insufficient_scope() {
-    let api = api().await;
-    let token = api.key.sign(&current_claims(&api.issuer.url));
-    let response = api.http.delete(format!("{}/media", api.url)).bearer_auth(&token).send().await.unwrap();
+    let api = Api::start().await;
+    let response = api.http.delete(api.media()).bearer_auth(api.valid_token()).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let challenge = challenge(&response);
     assert!(challenge.starts_with("Bearer error=\"insufficient_scope\""), "{challenge}");
@@ -98,22 +105,27 @@ async fn request_lacking_the_scope_gets_insufficient_scope() {
 
 #[tokio::test]
 async fn token_in_the_query_string_is_not_read() {
-    let api = api().await;
-    let token = api.key.sign(&current_claims(&api.issuer.url));
-    let response = api.http.get(format!("{}/media?access_token={token}", api.url)).send().await.unwrap();
+    let api = Api::start().await;
+    let response = api.http.get(format!("{}?access_token={}", api.media(), api.valid_token())).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(challenge(&response), "Bearer");
 }
 
 #[tokio::test]
 async fn error_description_does_not_leak_internals() {
-    let api = api().await;
-    let garbage = "eyJhbGciOiJFUzI1NiJ9.bm90IGpzb24.c2ln";
-    let response = api.http.get(format!("{}/media", api.url)).header(AUTHORIZATION, format!("Bearer {garbage}"));
-    let response = response.send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    let body = response.text().await.unwrap();
-    for internal in ["serde", "Error", "line", "column", "127.0.0.1", "jwks"] {
-        assert!(!body.contains(internal), "{internal} in {body}");
+    let api = Api::start().await;
+    let cases = [
+        ("eyJhbGciOiJFUzI1NiJ9.bm90IGpzb24.c2ln".to_owned(), "garbage"),
+        // Signed by the issuer's key, so that it reaches the claims parser, whose message names line and column.
+        (api.key.sign_value("at+jwt", &serde_json::json!("not claims")), "claims that do not parse"),
+    ];
+    for (token, reason) in cases {
+        let response = api.http.get(api.media()).header(AUTHORIZATION, format!("Bearer {token}"));
+        let response = response.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{reason}");
+        let body = response.text().await.unwrap();
+        for internal in ["serde", "Error", "line", "column", "127.0.0.1", "jwks"] {
+            assert!(!body.contains(internal), "{reason}: {internal} in {body}");
+        }
     }
 }

@@ -12,6 +12,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use idp::domain::keys::{JwtType, KeyRing, SigningAlgorithm, SigningKey};
 use idp::domain::tokens::{AccessTokenClaims, new_id};
+use jsonwebtoken::{EncodingKey, Header};
 use media_api::auth::{Validator, ValidatorConfig};
 use time::OffsetDateTime;
 
@@ -44,29 +45,36 @@ impl TestKey {
         self.key.kid()
     }
 
-    pub fn pem(&self) -> &str {
-        &self.pem
-    }
-
     /// An access token as the issuer signs it: `typ: at+jwt`, this key's `kid` and algorithm.
     pub fn sign(&self, claims: &AccessTokenClaims) -> String {
         self.key.sign(JwtType::AccessToken, claims).unwrap()
     }
 
-    /// A token with arbitrary claims (for missing or odd ones) and any `typ`, signed by this key through
-    /// jsonwebtoken (the issuer's own signer only writes the `typ`s it defines).
-    pub fn sign_value(&self, typ: &str, claims: &serde_json::Value) -> String {
+    /// This key as jsonwebtoken signs with it.
+    pub fn encoding_key(&self) -> EncodingKey {
         let pem = self.pem.as_bytes();
-        let key = match self.key.alg() {
-            SigningAlgorithm::Rs256 => jsonwebtoken::EncodingKey::from_rsa_pem(pem),
-            SigningAlgorithm::Es256 => jsonwebtoken::EncodingKey::from_ec_pem(pem),
-            SigningAlgorithm::EdDsa => jsonwebtoken::EncodingKey::from_ed_pem(pem),
+        match self.key.alg() {
+            SigningAlgorithm::Rs256 => EncodingKey::from_rsa_pem(pem),
+            SigningAlgorithm::Es256 => EncodingKey::from_ec_pem(pem),
+            SigningAlgorithm::EdDsa => EncodingKey::from_ed_pem(pem),
         }
-        .unwrap();
-        let mut header = jsonwebtoken::Header::new(self.key.alg().jwt());
-        header.typ = Some(typ.to_owned());
-        header.kid = Some(self.kid().to_owned());
-        jsonwebtoken::encode(&header, claims, &key).unwrap()
+        .unwrap()
+    }
+
+    /// The header the issuer writes: `typ: at+jwt`, this key's `kid` and algorithm; tests change a member.
+    pub fn header(&self) -> Header {
+        Header { typ: Some("at+jwt".into()), kid: Some(self.kid().to_owned()), ..Header::new(self.key.alg().jwt()) }
+    }
+
+    /// Any header over any claims, signed by this key through jsonwebtoken (the issuer's own signer only
+    /// writes the headers and claims it defines).
+    pub fn sign_with_header(&self, header: &Header, claims: &serde_json::Value) -> String {
+        jsonwebtoken::encode(header, claims, &self.encoding_key()).unwrap()
+    }
+
+    /// A token with arbitrary claims (for missing or odd ones) and any `typ`.
+    pub fn sign_value(&self, typ: &str, claims: &serde_json::Value) -> String {
+        self.sign_with_header(&Header { typ: Some(typ.to_owned()), ..self.header() }, claims)
     }
 
     fn copy(&self) -> SigningKey {
@@ -172,6 +180,11 @@ impl TestIssuer {
         self.state.fetches.load(Ordering::SeqCst)
     }
 
+    /// [`claims`] of this issuer.
+    pub fn claims(&self) -> AccessTokenClaims {
+        claims(&self.url)
+    }
+
     /// The validator's settings for tokens of this issuer meant for [`AUDIENCE`].
     pub fn config(&self) -> ValidatorConfig {
         ValidatorConfig::new(&self.url, AUDIENCE)
@@ -186,5 +199,45 @@ impl TestIssuer {
         let validator = Validator::new(config).unwrap();
         validator.refresh_keys().await.unwrap();
         validator
+    }
+}
+
+/// The set-up most tests share: one key, an issuer publishing it, and a validator that has fetched it.
+pub struct Setup {
+    pub key: TestKey,
+    pub issuer: TestIssuer,
+    pub validator: Validator,
+}
+
+impl Setup {
+    /// With the default settings.
+    pub async fn new(alg: SigningAlgorithm) -> Setup {
+        Setup::with_config(alg, |config| config).await
+    }
+
+    /// With the default settings as `configure` changes them.
+    pub async fn with_config(
+        alg: SigningAlgorithm,
+        configure: impl FnOnce(ValidatorConfig) -> ValidatorConfig,
+    ) -> Setup {
+        let key = TestKey::generate(alg);
+        let issuer = TestIssuer::start(&[&key]).await;
+        let validator = issuer.validator_with(configure(issuer.config())).await;
+        Setup { key, issuer, validator }
+    }
+
+    /// [`claims`] of this issuer.
+    pub fn claims(&self) -> AccessTokenClaims {
+        self.issuer.claims()
+    }
+
+    /// The same claims as JSON, for a test to remove or change one.
+    pub fn claims_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.claims()).unwrap()
+    }
+
+    /// A valid access token of [`Setup::claims`] (a new `jti` each call), signed as the issuer signs it.
+    pub fn token(&self) -> String {
+        self.key.sign(&self.claims())
     }
 }

@@ -7,38 +7,34 @@ use std::time::{Duration, Instant};
 use idp::domain::keys::SigningAlgorithm;
 use media_api::auth::{AuthError, InvalidToken, Validator, ValidatorConfig};
 
-use crate::helpers::{TestIssuer, TestKey, claims, now};
+use crate::helpers::{Setup, TestIssuer, TestKey, now};
 
 /// Settings that let every unknown `kid` fetch the JWKS again.
-fn unlimited(issuer: &TestIssuer) -> ValidatorConfig {
-    ValidatorConfig { unknown_kid_refresh_interval: Duration::ZERO, ..issuer.config() }
+fn unlimited(config: ValidatorConfig) -> ValidatorConfig {
+    ValidatorConfig { unknown_kid_refresh_interval: Duration::ZERO, ..config }
 }
 
 #[tokio::test]
 async fn unknown_kid_fetches_the_jwks_and_is_accepted_once_published() {
-    let old = TestKey::generate(SigningAlgorithm::Es256);
+    let s = Setup::with_config(SigningAlgorithm::Es256, unlimited).await;
     let new = TestKey::generate(SigningAlgorithm::Es256);
-    let issuer = TestIssuer::start(&[&old]).await;
-    let validator = issuer.validator_with(unlimited(&issuer)).await;
-    issuer.publish(&[&old, &new]);
+    s.issuer.publish(&[&s.key, &new]);
 
-    assert!(validator.validate(&new.sign(&claims(&issuer.url)), now()).await.is_ok());
-    assert_eq!(issuer.fetches(), 2, "start-up, then the unknown kid");
-    assert!(validator.validate(&new.sign(&claims(&issuer.url)), now()).await.is_ok());
-    assert_eq!(issuer.fetches(), 2, "a known kid fetches nothing");
+    assert!(s.validator.validate(&new.sign(&s.claims()), now()).await.is_ok());
+    assert_eq!(s.issuer.fetches(), 2, "start-up, then the unknown kid");
+    assert!(s.validator.validate(&new.sign(&s.claims()), now()).await.is_ok());
+    assert_eq!(s.issuer.fetches(), 2, "a known kid fetches nothing");
 }
 
 #[tokio::test]
 async fn unknown_kid_still_unpublished_after_the_fetch_is_refused() {
-    let published = TestKey::generate(SigningAlgorithm::Es256);
+    let s = Setup::with_config(SigningAlgorithm::Es256, unlimited).await;
     let stranger = TestKey::generate(SigningAlgorithm::Es256);
-    let issuer = TestIssuer::start(&[&published]).await;
-    let validator = issuer.validator_with(unlimited(&issuer)).await;
 
-    let result = validator.validate(&stranger.sign(&claims(&issuer.url)), now()).await;
+    let result = s.validator.validate(&stranger.sign(&s.claims()), now()).await;
 
     assert_eq!(result, Err(InvalidToken::UnknownKey.into()));
-    assert_eq!(issuer.fetches(), 2);
+    assert_eq!(s.issuer.fetches(), 2);
 }
 
 #[tokio::test]
@@ -53,17 +49,17 @@ async fn flood_of_unknown_kids_fetches_the_jwks_once() {
 
     let mut tasks = Vec::new();
     for n in 0..50 {
-        let token = strangers[n % strangers.len()].sign(&claims(&issuer.url));
+        let token = strangers[n % strangers.len()].sign(&issuer.claims());
         let validator = validator.clone();
         tasks.push(tokio::spawn(async move { validator.validate(&token, now()).await }));
     }
-    let valid = published.sign(&claims(&issuer.url));
+    let valid = published.sign(&issuer.claims());
     let valid_result = validator.validate(&valid, now()).await;
     for task in tasks {
         assert_eq!(task.await.unwrap(), Err(InvalidToken::UnknownKey.into()));
     }
     for stranger in &strangers {
-        let result = validator.validate(&stranger.sign(&claims(&issuer.url)), now()).await;
+        let result = validator.validate(&stranger.sign(&issuer.claims()), now()).await;
         assert_eq!(result, Err(InvalidToken::UnknownKey.into()), "later unknown kids are refused without a fetch");
     }
 
@@ -74,21 +70,34 @@ async fn flood_of_unknown_kids_fetches_the_jwks_once() {
 
 #[tokio::test]
 async fn unknown_kid_while_the_issuer_is_down_is_unavailable_not_invalid() {
-    let known = TestKey::generate(SigningAlgorithm::Es256);
+    let s = Setup::with_config(SigningAlgorithm::Es256, unlimited).await;
     let rotated = TestKey::generate(SigningAlgorithm::Es256);
-    let issuer = TestIssuer::start(&[&known]).await;
-    let validator = issuer.validator_with(unlimited(&issuer)).await;
-    issuer.set_failing(true);
+    s.issuer.set_failing(true);
 
-    assert_eq!(validator.validate(&rotated.sign(&claims(&issuer.url)), now()).await, Err(AuthError::Unavailable));
-    assert!(
-        validator.validate(&known.sign(&claims(&issuer.url)), now()).await.is_ok(),
-        "known keys keep working while the issuer is down"
-    );
+    assert_eq!(s.validator.validate(&rotated.sign(&s.claims()), now()).await, Err(AuthError::Unavailable));
+}
 
-    issuer.set_failing(false);
-    issuer.publish(&[&known, &rotated]);
-    assert!(validator.validate(&rotated.sign(&claims(&issuer.url)), now()).await.is_ok(), "recovered");
+#[tokio::test]
+async fn known_keys_keep_working_while_the_issuer_is_down() {
+    let s = Setup::with_config(SigningAlgorithm::Es256, unlimited).await;
+    s.issuer.set_failing(true);
+    // A failed fetch for an unknown kid first, so that the issuer is known to be down.
+    let rotated = TestKey::generate(SigningAlgorithm::Es256);
+    assert_eq!(s.validator.validate(&rotated.sign(&s.claims()), now()).await, Err(AuthError::Unavailable));
+
+    assert!(s.validator.validate(&s.token(), now()).await.is_ok());
+}
+
+#[tokio::test]
+async fn unknown_kid_is_accepted_once_the_issuer_is_back() {
+    let s = Setup::with_config(SigningAlgorithm::Es256, unlimited).await;
+    let rotated = TestKey::generate(SigningAlgorithm::Es256);
+    s.issuer.set_failing(true);
+    assert_eq!(s.validator.validate(&rotated.sign(&s.claims()), now()).await, Err(AuthError::Unavailable));
+
+    s.issuer.set_failing(false);
+    s.issuer.publish(&[&s.key, &rotated]);
+    assert!(s.validator.validate(&rotated.sign(&s.claims()), now()).await.is_ok(), "recovered");
 }
 
 #[tokio::test]
@@ -98,18 +107,16 @@ async fn issuer_unreachable_before_the_first_fetch_is_unavailable() {
     issuer.set_failing(true);
     let validator = Validator::new(issuer.config()).unwrap();
 
-    assert_eq!(validator.validate(&key.sign(&claims(&issuer.url)), now()).await, Err(AuthError::Unavailable));
+    assert_eq!(validator.validate(&key.sign(&issuer.claims()), now()).await, Err(AuthError::Unavailable));
 }
 
 #[tokio::test]
 async fn a_broken_jwks_keeps_the_previous_keys() {
-    let key = TestKey::generate(SigningAlgorithm::Rs256);
-    let issuer = TestIssuer::start(&[&key]).await;
-    let validator = issuer.validator().await;
+    let s = Setup::new(SigningAlgorithm::Rs256).await;
 
-    issuer.publish_raw(b"<html>maintenance</html>");
-    assert!(validator.refresh_keys().await.is_err());
-    assert!(validator.validate(&key.sign(&claims(&issuer.url)), now()).await.is_ok());
+    s.issuer.publish_raw(b"<html>maintenance</html>");
+    assert!(s.validator.refresh_keys().await.is_err());
+    assert!(s.validator.validate(&s.token(), now()).await.is_ok());
 }
 
 #[tokio::test]
@@ -120,12 +127,12 @@ async fn periodic_refresh_drops_keys_the_issuer_no_longer_publishes() {
     let config = ValidatorConfig { refresh_interval: Duration::from_millis(100), ..issuer.config() };
     let validator = Validator::start(config).unwrap();
     wait_until("the first fetch", || validator.jwks().current().len() == 2).await;
-    assert!(validator.validate(&retired.sign(&claims(&issuer.url)), now()).await.is_ok());
+    assert!(validator.validate(&retired.sign(&issuer.claims()), now()).await.is_ok());
 
     issuer.publish(&[&current]);
     wait_until("a periodic fetch", || validator.jwks().current().len() == 1).await;
 
-    let fresh = retired.sign(&claims(&issuer.url));
+    let fresh = retired.sign(&issuer.claims());
     assert_eq!(validator.validate(&fresh, now()).await, Err(InvalidToken::UnknownKey.into()));
     assert!(issuer.fetches() >= 2);
 }
