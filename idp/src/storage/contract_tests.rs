@@ -15,7 +15,7 @@ use crate::domain::keys::SigningAlgorithm;
 use crate::domain::password::PasswordHash;
 use crate::domain::scope::Scopes;
 use crate::domain::users::{DisplayName, NewUser, UserId};
-use crate::storage::grants::CodeRecord;
+use crate::storage::grants::{CodeRecord, Rotation};
 
 pub(crate) async fn sqlite() -> (Database, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -68,6 +68,7 @@ contract!(
     a_code_is_redeemed_once,
     a_failed_redemption_leaves_the_first_grant_revocable,
     a_refresh_token_rotates_once,
+    a_refresh_token_is_found_with_its_user_while_the_user_exists,
     revoking_a_grant_deactivates_its_access_tokens,
     a_single_access_token_can_be_revoked,
     consent_is_replaced_on_save,
@@ -234,18 +235,39 @@ async fn a_failed_redemption_leaves_the_first_grant_revocable(db: Database) {
     assert_eq!(db.grants().user_access_token_active("jti-1").await.unwrap(), Some(false));
 }
 
-async fn a_refresh_token_rotates_once(db: Database) {
+/// Grant `g` of `user_id`, holding refresh token `rt` (expiring at 1000).
+async fn grant_with_refresh_token(db: &Database, user_id: &str) {
     let mut tx = db.grants().begin().await.unwrap();
-    tx.insert_grant(&grant("g")).await.unwrap();
+    tx.insert_grant(&Grant { user_id: user_id.into(), ..grant("g") }).await.unwrap();
     tx.insert_refresh_token("rt", "g", 1, 1000).await.unwrap();
     tx.commit().await.unwrap();
+}
+
+fn rotation<'a>(old_hash: &'a str, new_hash: &'a str, now: i64) -> Rotation<'a> {
+    Rotation { old_hash, new_hash, grant_id: "g", expires_at: 2000, access_jti: new_hash, access_expires_at: 100, now }
+}
+
+async fn a_refresh_token_rotates_once(db: Database) {
+    grant_with_refresh_token(&db, &UserId::new().to_string()).await;
     let record = db.grants().find_refresh_token("rt").await.unwrap().unwrap();
     assert_eq!((record.expires_at, record.rotated_at, record.grant.id.as_str()), (1000, None, "g"));
-    let mut tx = db.grants().begin().await.unwrap();
-    assert!(tx.rotate_refresh_token("rt", 2).await.unwrap());
-    assert!(!tx.rotate_refresh_token("rt", 3).await.unwrap(), "the second rotation is refused");
-    tx.commit().await.unwrap();
+    assert!(db.grants().rotate_refresh_token(&rotation("rt", "rt2", 2)).await.unwrap());
+    assert!(!db.grants().rotate_refresh_token(&rotation("rt", "rt3", 3)).await.unwrap(), "the second is refused");
     assert_eq!(db.grants().find_refresh_token("rt").await.unwrap().unwrap().rotated_at, Some(2));
+    let successor = db.grants().find_refresh_token("rt2").await.unwrap().unwrap();
+    assert_eq!((successor.expires_at, successor.rotated_at, successor.grant.id.as_str()), (2000, None, "g"));
+    assert_eq!(db.grants().user_access_token_active("rt2").await.unwrap(), Some(true), "its access token");
+}
+
+async fn a_refresh_token_is_found_with_its_user_while_the_user_exists(db: Database) {
+    let user = db.users().insert(&new_user("holder@example.com"), now()).await.unwrap();
+    grant_with_refresh_token(&db, &user.id.to_string()).await;
+    let found = db.grants().find_refresh_token_use("rt").await.unwrap().unwrap();
+    assert_eq!((found.record.grant.id.as_str(), found.user.map(|u| u.email)), ("g", Some(user.email)));
+    sqlx::query("DELETE FROM users").execute(db.pool()).await.unwrap();
+    let found = db.grants().find_refresh_token_use("rt").await.unwrap().unwrap();
+    assert!(found.user.is_none(), "the token remains, its user is gone");
+    assert!(db.grants().find_refresh_token_use("unknown").await.unwrap().is_none());
 }
 
 async fn revoking_a_grant_deactivates_its_access_tokens(db: Database) {

@@ -1,8 +1,9 @@
 //! Authorization codes, grants (token families), refresh and access tokens, revocations and consents.
 //!
-//! Redemptions run in a [`GrantTx`]: the code (or refresh token) is marked used by a conditional `UPDATE`
-//! in the same transaction that writes the new tokens, so of two concurrent redemptions exactly one wins,
-//! and the loser sees the winner's committed grant and can revoke it (RFC 9700 §4.14.2, ASVS 10.4.2).
+//! Every use of a code or a refresh token ends in a conditional `UPDATE` that marks it used, so of two
+//! concurrent uses exactly one wins, and the loser can revoke what the winner made (RFC 9700 §4.14.2,
+//! ASVS 10.4.2). A code is redeemed in a [`GrantTx`], together with the grant it creates. A refresh token
+//! needs no transaction: [`Grants::rotate_refresh_token`] writes its successor first and spends it last.
 
 use std::sync::Arc;
 
@@ -10,8 +11,10 @@ use sqlx::{Any, AnyPool, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::StorageError;
+use super::users::{self, UserRow};
 use crate::domain::grants::Grant;
 use crate::domain::scope::Scopes;
+use crate::domain::users::User;
 
 /// An authorization code as stored (its hash is the key).
 #[derive(Debug, Clone)]
@@ -43,6 +46,27 @@ pub struct RefreshRecord {
     pub expires_at: i64,
     pub rotated_at: Option<i64>,
     pub grant: Grant,
+}
+
+/// A refresh token presented for a new one: its record, and the grant's user (`None` once deleted).
+#[derive(Debug, Clone)]
+pub struct RefreshUse {
+    pub record: RefreshRecord,
+    pub user: Option<User>,
+}
+
+/// What [`Grants::rotate_refresh_token`] writes: the successor of a refresh token and the access token
+/// issued with it.
+#[derive(Debug, Clone, Copy)]
+pub struct Rotation<'a> {
+    /// The hash of the token presented.
+    pub old_hash: &'a str,
+    pub new_hash: &'a str,
+    pub grant_id: &'a str,
+    pub expires_at: i64,
+    pub access_jti: &'a str,
+    pub access_expires_at: i64,
+    pub now: i64,
 }
 
 macro_rules! grant_columns {
@@ -106,6 +130,40 @@ struct RefreshRow {
     grant: GrantRow,
 }
 
+/// A refresh row with the columns of its grant's user, all null when that user is gone.
+#[derive(sqlx::FromRow)]
+struct RefreshUseRow {
+    #[sqlx(flatten)]
+    refresh: RefreshRow,
+    user_email: Option<String>,
+    user_name: Option<String>,
+    user_password_hash: Option<String>,
+    user_created_at: Option<i64>,
+}
+
+impl TryFrom<RefreshRow> for RefreshRecord {
+    type Error = StorageError;
+
+    fn try_from(row: RefreshRow) -> Result<RefreshRecord, StorageError> {
+        Ok(RefreshRecord { expires_at: row.token_expires_at, rotated_at: row.rotated_at, grant: row.grant.try_into()? })
+    }
+}
+
+impl TryFrom<RefreshUseRow> for RefreshUse {
+    type Error = StorageError;
+
+    fn try_from(row: RefreshUseRow) -> Result<RefreshUse, StorageError> {
+        let user = match (row.user_email, row.user_password_hash, row.user_created_at) {
+            (Some(email), Some(hash), Some(created_at)) => {
+                let user: UserRow = (row.refresh.grant.user_id.clone(), email, row.user_name, hash, created_at);
+                Some(users::from_row(user)?)
+            }
+            _ => None,
+        };
+        Ok(RefreshUse { record: row.refresh.try_into()?, user })
+    }
+}
+
 pub struct Grants<'a> {
     pool: &'a AnyPool,
     writer: Option<&'a Arc<Mutex<()>>>,
@@ -116,12 +174,17 @@ impl<'a> Grants<'a> {
         Grants { pool, writer }
     }
 
-    /// Starts a transaction, after the one writing before it (SQLite; see [`super::Database`]).
-    pub async fn begin(&self) -> Result<GrantTx, StorageError> {
-        let turn = match self.writer {
+    /// The process's turn to write, after the writes queued before it (SQLite; see [`super::Database`]).
+    async fn write_turn(&self) -> Option<OwnedMutexGuard<()>> {
+        match self.writer {
             Some(writer) => Some(Arc::clone(writer).lock_owned().await),
             None => None,
-        };
+        }
+    }
+
+    /// Starts a transaction, after the one writing before it (SQLite; see [`super::Database`]).
+    pub async fn begin(&self) -> Result<GrantTx, StorageError> {
+        let turn = self.write_turn().await;
         Ok(GrantTx { tx: super::begin(self.pool).await?, _turn: turn })
     }
 
@@ -213,14 +276,58 @@ impl<'a> Grants<'a> {
         .bind(token_hash)
         .fetch_optional(self.pool)
         .await?;
-        row.map(|row| {
-            Ok(RefreshRecord {
-                expires_at: row.token_expires_at,
-                rotated_at: row.rotated_at,
-                grant: row.grant.try_into()?,
-            })
-        })
-        .transpose()
+        row.map(RefreshRecord::try_from).transpose()
+    }
+
+    /// A refresh token with its grant and the grant's user, in one query: what the refresh grant reads.
+    pub async fn find_refresh_token_use(&self, token_hash: &str) -> Result<Option<RefreshUse>, StorageError> {
+        let row: Option<RefreshUseRow> = sqlx::query_as(concat!(
+            "SELECT r.expires_at AS token_expires_at, r.rotated_at, ",
+            grant_columns!(),
+            ", u.email AS user_email, u.name AS user_name, u.password_hash AS user_password_hash, \
+             u.created_at AS user_created_at \
+             FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id LEFT JOIN users u ON u.id = g.user_id \
+             WHERE r.token_hash = $1"
+        ))
+        .bind(token_hash)
+        .fetch_optional(self.pool)
+        .await?;
+        row.map(RefreshUse::try_from).transpose()
+    }
+
+    /// Replaces a refresh token by its successor; false, with the presented token left as it was, when it had
+    /// already been rotated (by a concurrent request, or a replay).
+    ///
+    /// Three statements on one connection, each committed on its own, in an order that makes a transaction
+    /// unnecessary: the successor and the access-token record first, the presented token spent last by a
+    /// conditional `UPDATE`, the one statement that decides. Until it runs the presented token still works,
+    /// so an error or a dropped request loses nothing: what was written is a refresh token whose secret was
+    /// never sent, and the record of an access token never sent; both go when the grant is purged.
+    pub async fn rotate_refresh_token(&self, rotation: &Rotation<'_>) -> Result<bool, StorageError> {
+        let _turn = self.write_turn().await;
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(rotation.new_hash)
+        .bind(rotation.grant_id)
+        .bind(rotation.now)
+        .bind(rotation.expires_at)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query("INSERT INTO access_tokens (jti, grant_id, expires_at) VALUES ($1, $2, $3)")
+            .bind(rotation.access_jti)
+            .bind(rotation.grant_id)
+            .bind(rotation.access_expires_at)
+            .execute(&mut *conn)
+            .await?;
+        let done =
+            sqlx::query("UPDATE refresh_tokens SET rotated_at = $1 WHERE token_hash = $2 AND rotated_at IS NULL")
+                .bind(rotation.now)
+                .bind(rotation.old_hash)
+                .execute(&mut *conn)
+                .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Whether a user access token is still active: known, its grant live, and not revoked by itself.
@@ -356,17 +463,6 @@ impl GrantTx {
         .bind(code_hash)
         .execute(&mut *self.tx)
         .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// Marks a refresh token used; false when it was already rotated (a concurrent or replayed use).
-    pub async fn rotate_refresh_token(&mut self, token_hash: &str, now: i64) -> Result<bool, StorageError> {
-        let done =
-            sqlx::query("UPDATE refresh_tokens SET rotated_at = $1 WHERE token_hash = $2 AND rotated_at IS NULL")
-                .bind(now)
-                .bind(token_hash)
-                .execute(&mut *self.tx)
-                .await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -12,7 +12,7 @@ pub struct Users<'a> {
     pool: &'a AnyPool,
 }
 
-type UserRow = (String, String, Option<String>, String, i64);
+pub(super) type UserRow = (String, String, Option<String>, String, i64);
 
 /// The selected columns, in the order of the row tuple.
 macro_rules! user_columns {
@@ -21,7 +21,7 @@ macro_rules! user_columns {
     };
 }
 
-fn from_row((id, email, name, password_hash, created_at): UserRow) -> Result<User, StorageError> {
+pub(super) fn from_row((id, email, name, password_hash, created_at): UserRow) -> Result<User, StorageError> {
     Ok(User {
         id: UserId::parse(&id).ok_or_else(|| StorageError::Corrupt(format!("user id {id:?}")))?,
         email: Email::parse(&email).map_err(|_| StorageError::Corrupt(format!("email of user {id}")))?,

@@ -9,8 +9,8 @@ use super::{narrow_scope, secs};
 use crate::domain::clients::Client;
 use crate::domain::scope;
 use crate::domain::tokens;
-use crate::domain::users::UserId;
 use crate::error::{Error, ErrorCode};
+use crate::storage::grants::{RefreshUse, Rotation};
 
 fn invalid_grant(why: &'static str) -> Error {
     Error::oauth(ErrorCode::InvalidGrant, why)
@@ -25,7 +25,7 @@ pub async fn exchange(
     let now = ctx.now_secs();
     let token_hash = tokens::hash_secret(refresh_token);
     let grants = ctx.db.grants();
-    let Some(record) = grants.find_refresh_token(&token_hash).await? else {
+    let Some(RefreshUse { record, user }) = grants.find_refresh_token_use(&token_hash).await? else {
         return Err(invalid_grant("the refresh token is invalid"));
     };
     let grant = record.grant;
@@ -44,32 +44,34 @@ pub async fn exchange(
         return Err(invalid_grant("the refresh token has expired"));
     }
     let scope = narrow_scope(requested_scope, &grant.scope)?;
-    let user_id = UserId::parse(&grant.user_id).ok_or_else(|| invalid_grant("unknown user"))?;
-    let user = ctx.db.users().find(user_id).await?.ok_or_else(|| invalid_grant("the user no longer exists"))?;
+    let user = user.ok_or_else(|| invalid_grant("the user no longer exists"))?;
 
     let session = SessionRef { sid: &grant.sid, auth_time: grant.auth_time };
     let access = issue::access_token(ctx, &grant.user_id, &grant.client_id, &scope, Some(session))?;
     let new_refresh = tokens::new_secret();
-    // OIDC Core §12.2: a new ID token for the same subject, without a nonce. Signed before the transaction,
-    // so that nothing can fail between spending the old refresh token and answering.
+    // OIDC Core §12.2: a new ID token for the same subject, without a nonce. Signed before the rotation, so
+    // that nothing can fail between spending the old refresh token and answering.
     let id_token = if scope.contains(scope::OPENID) {
         Some(issue::id_token(ctx, &user, client, &scope, session, None, &access.jwt)?)
     } else {
         None
     };
 
-    let mut tx = grants.begin().await?;
-    if !tx.rotate_refresh_token(&token_hash, now).await? {
+    let rotation = Rotation {
+        old_hash: &token_hash,
+        new_hash: &tokens::hash_secret(&new_refresh),
+        grant_id: &grant.id,
+        expires_at: (now + secs(ctx.config.refresh_token_ttl)).min(grant.expires_at),
+        access_jti: &access.claims.jti,
+        access_expires_at: access.claims.exp,
+        now,
+    };
+    if !grants.rotate_refresh_token(&rotation).await? {
         // Another request rotated it first: the same token was used twice.
-        tx.rollback().await?;
         grants.revoke_grant(&grant.id, now).await?;
         tracing::warn!(client = %client.id, grant = %grant.id, "concurrent refresh token reuse: grant revoked");
         return Err(invalid_grant("the refresh token was already used; every token of this grant is revoked"));
     }
-    let expires_at = (now + secs(ctx.config.refresh_token_ttl)).min(grant.expires_at);
-    tx.insert_refresh_token(&tokens::hash_secret(&new_refresh), &grant.id, now, expires_at).await?;
-    tx.insert_access_token(&access.claims.jti, &grant.id, access.claims.exp).await?;
-    tx.commit().await?;
     tracing::debug!(client = %client.id, grant = %grant.id, "refresh token rotated");
     Ok(issue::response(&access, Some(new_refresh), id_token))
 }
