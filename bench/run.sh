@@ -14,7 +14,7 @@
 #   refresh              the refresh-token grant with rotation and a new ID token (signed with ID_TOKEN_ALG,
 #                        ES256 by default; RS256 is the other choice), each token used once
 #   login                browsers signing in with a password (ours only; measured against the argon2 limit)
-# The last four run on databases of LEVELS users (each with a grant, a refresh token and an access token),
+# The last four run on databases of LEVELS users (each with a grant and a refresh token),
 # seeded by idp/examples/bench_seed.rs (and by the peer itself): on SQLite, and on PostgreSQL when PG_URL
 # answers. The peer, whose store is in memory, runs beside ours at PEER_LEVEL on SQLite.
 #

@@ -1,8 +1,7 @@
 //! Fills a scratch database for `bench/run.sh`: N users, each with one live grant (scope
-//! `openid offline_access media.read`) holding a refresh token and an access-token record, all issued to one
-//! confidential client. It then writes a sample of those tokens, spread evenly over the whole population, for
-//! the load generator: `refresh_tokens.txt` (opaque) and `access_tokens.txt` (signed JWTs whose `jti` rows are
-//! in the database), plus `client.json` and `users.txt` (the email of every sampled user; the password of
+//! `openid offline_access media.read`) holding a refresh token, all issued to one confidential client. It then
+//! writes a sample of those tokens, spread evenly over the whole population, for the load generator:
+//! `refresh_tokens.txt` (opaque) and `access_tokens.txt` (signed JWTs of the sampled grants), plus `client.json` and `users.txt` (the email of every sampled user; the password of
 //! every user is `bench-password`).
 //!
 //! It reads the same `IDP_*` environment as the server (database, keys, issuer, lifetimes) and writes rows in
@@ -21,7 +20,8 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use idp::config::Config;
 use idp::domain::clients::ClientRegistration;
-use idp::domain::grants::issue::{self, SessionRef};
+use idp::domain::grants::Grant;
+use idp::domain::grants::issue;
 use idp::domain::password::{self, Password};
 use idp::domain::scope::Scopes;
 use idp::domain::tokens;
@@ -38,7 +38,7 @@ const BATCHES_PER_COMMIT: usize = 40;
 
 #[derive(Parser)]
 struct Args {
-    /// How many users (and grants, refresh tokens and access-token records) to create.
+    /// How many users (and grants and refresh tokens) to create.
     #[arg(long)]
     users: usize,
     /// How many of them to write out for the load generator.
@@ -126,7 +126,6 @@ async fn main() -> anyhow::Result<()> {
     let now_secs = now.unix_timestamp();
     let refresh_expires = now_secs + i64::try_from(state.config.refresh_token_ttl.as_secs())?;
     let grant_expires = now_secs + i64::try_from(state.config.refresh_token_absolute_ttl.as_secs())?;
-    let access_expires = now_secs + i64::try_from(state.config.access_token_ttl.as_secs())?;
     // Every `stride`-th user is sampled, so the sample spans the whole population (and every index page).
     let stride = (args.users / args.sample.max(1)).max(1);
 
@@ -140,24 +139,28 @@ async fn main() -> anyhow::Result<()> {
             tx.commit().await?;
             tx = pool.begin().await?;
         }
-        let (mut users, mut grants, mut refresh, mut access) = (vec![], vec![], vec![], vec![]);
+        let (mut users, mut grants, mut refresh) = (vec![], vec![], vec![]);
         for i in start..(start + BATCH).min(args.users) {
             let user_id = UserId::new().to_string();
             let email = format!("user{i}@bench.test");
-            let grant_id = tokens::new_id();
-            let sid = tokens::new_id();
+            let grant = Grant {
+                id: tokens::new_id(),
+                client_id: client_id.clone(),
+                user_id: user_id.clone(),
+                scope: scope.clone(),
+                sid: tokens::new_id(),
+                auth_time: now_secs,
+                created_at: now_secs,
+                expires_at: grant_expires,
+                revoked_at: None,
+            };
             let refresh_token = tokens::new_secret();
-            let sampled = i % stride == 0 && i / stride < args.sample;
-            let (jti, expires) = if sampled {
-                let session = SessionRef { sid: &sid, auth_time: now_secs };
-                let token = issue::access_token(&ctx, &user_id, &client_id, &scope, Some(session))?;
+            if i % stride == 0 && i / stride < args.sample {
+                let token = issue::user_access_token(&ctx, &grant, &scope)?;
                 writeln!(access_out, "{}", token.jwt)?;
                 writeln!(refresh_out, "{refresh_token}")?;
                 writeln!(users_out, "{email}")?;
-                (token.claims.jti, token.claims.exp)
-            } else {
-                (tokens::new_id(), access_expires)
-            };
+            }
             users.push(vec![
                 Cell::Text(user_id.clone()),
                 Cell::Text(email),
@@ -166,29 +169,27 @@ async fn main() -> anyhow::Result<()> {
                 Cell::Int(now_secs),
                 Cell::Int(now_secs),
             ]);
-            grants.push(vec![
-                Cell::Text(grant_id.clone()),
-                Cell::Text(client_id.clone()),
-                Cell::Text(user_id),
-                Cell::Text(SCOPE.into()),
-                Cell::Text(sid),
-                Cell::Int(now_secs),
-                Cell::Int(now_secs),
-                Cell::Int(grant_expires),
-            ]);
             refresh.push(vec![
                 Cell::Text(tokens::hash_secret(&refresh_token)),
-                Cell::Text(grant_id.clone()),
+                Cell::Text(grant.id.clone()),
                 Cell::Int(now_secs),
                 Cell::Int(refresh_expires),
             ]);
-            access.push(vec![Cell::Text(jti), Cell::Text(grant_id), Cell::Int(expires)]);
+            grants.push(vec![
+                Cell::Text(grant.id),
+                Cell::Text(grant.client_id),
+                Cell::Text(grant.user_id),
+                Cell::Text(SCOPE.into()),
+                Cell::Text(grant.sid),
+                Cell::Int(grant.auth_time),
+                Cell::Int(grant.created_at),
+                Cell::Int(grant.expires_at),
+            ]);
         }
         insert(&mut tx, "users", &["id", "email", "name", "password_hash", "created_at", "updated_at"], users).await?;
         let grant_columns = ["id", "client_id", "user_id", "scope", "sid", "auth_time", "created_at", "expires_at"];
         insert(&mut tx, "grants", &grant_columns, grants).await?;
         insert(&mut tx, "refresh_tokens", &["token_hash", "grant_id", "created_at", "expires_at"], refresh).await?;
-        insert(&mut tx, "access_tokens", &["jti", "grant_id", "expires_at"], access).await?;
     }
     tx.commit().await?;
     refresh_out.flush()?;
@@ -197,7 +198,7 @@ async fn main() -> anyhow::Result<()> {
     // Fresh statistics, as a long-running database would have, so the planner picks the indexes.
     sqlx::query("ANALYZE").execute(&pool).await?;
     eprintln!(
-        "seeded {} users, grants, refresh tokens and access tokens in {:.1} s; sampled {}",
+        "seeded {} users, grants and refresh tokens in {:.1} s; sampled {}",
         args.users,
         started.elapsed().as_secs_f64(),
         args.users.div_ceil(stride).min(args.sample)

@@ -75,6 +75,17 @@ pub fn new_id() -> String {
     random::token::<16>()
 }
 
+/// The `jti` of a user's access token: its grant's id, a dot, and an id of its own. Introspection and
+/// userinfo find the grant in the signed token itself, so issuing one writes nothing.
+pub fn user_access_token_id(grant_id: &str) -> String {
+    format!("{grant_id}.{}", new_id())
+}
+
+/// The grant a user access token's `jti` names (see [`user_access_token_id`]).
+pub fn grant_of_access_token_id(jti: &str) -> Option<&str> {
+    jti.split_once('.').map(|(grant_id, _)| grant_id).filter(|grant_id| !grant_id.is_empty())
+}
+
 /// A new opaque secret (authorization code, refresh token): 256 random bits.
 pub fn new_secret() -> String {
     random::token::<32>()
@@ -88,6 +99,16 @@ pub fn hash_secret(secret: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_user_access_token_id_names_its_grant() {
+        let grant_id = new_id();
+        let jti = user_access_token_id(&grant_id);
+        assert_eq!(grant_of_access_token_id(&jti), Some(grant_id.as_str()));
+        assert_ne!(jti, user_access_token_id(&grant_id), "each token has its own id");
+        assert_eq!(grant_of_access_token_id(&new_id()), None, "a client token's id names no grant");
+        assert_eq!(grant_of_access_token_id(".x"), None);
+    }
 
     #[test]
     fn at_hash_matches_the_oidc_core_example() {

@@ -70,6 +70,8 @@ contract!(
     a_refresh_token_rotates_once,
     a_refresh_token_is_found_with_its_user_while_the_user_exists,
     revoking_a_grant_deactivates_its_access_tokens,
+    a_user_access_token_revoked_alone_leaves_its_grant_live,
+    a_user_access_token_grant_is_read_with_its_user,
     a_single_access_token_can_be_revoked,
     consent_is_replaced_on_save,
     purge_removes_only_what_can_no_longer_matter,
@@ -227,12 +229,11 @@ async fn a_failed_redemption_leaves_the_first_grant_revocable(db: Database) {
     let mut tx = db.grants().begin().await.unwrap();
     assert!(tx.redeem_code("hash", "g1", 2).await.unwrap());
     tx.insert_grant(&grant("g1")).await.unwrap();
-    tx.insert_access_token("jti-1", "g1", 100).await.unwrap();
     tx.commit().await.unwrap();
     let previous = db.grants().grant_of_redeemed_code("hash").await.unwrap().unwrap();
     assert!(db.grants().revoke_grant(&previous, 5).await.unwrap());
     assert!(!db.grants().revoke_grant(&previous, 6).await.unwrap(), "already revoked");
-    assert_eq!(db.grants().user_access_token_active("jti-1").await.unwrap(), Some(false));
+    assert_eq!(db.grants().user_access_token_active("g1", "g1.at").await.unwrap(), Some(false));
 }
 
 /// Grant `g` of `user_id`, holding refresh token `rt` (expiring at 1000).
@@ -244,7 +245,7 @@ async fn grant_with_refresh_token(db: &Database, user_id: &str) {
 }
 
 fn rotation<'a>(old_hash: &'a str, new_hash: &'a str, now: i64) -> Rotation<'a> {
-    Rotation { old_hash, new_hash, grant_id: "g", expires_at: 2000, access_jti: new_hash, access_expires_at: 100, now }
+    Rotation { old_hash, new_hash, grant_id: "g", expires_at: 2000, now }
 }
 
 async fn a_refresh_token_rotates_once(db: Database) {
@@ -256,7 +257,6 @@ async fn a_refresh_token_rotates_once(db: Database) {
     assert_eq!(db.grants().find_refresh_token("rt").await.unwrap().unwrap().rotated_at, Some(2));
     let successor = db.grants().find_refresh_token("rt2").await.unwrap().unwrap();
     assert_eq!((successor.expires_at, successor.rotated_at, successor.grant.id.as_str()), (2000, None, "g"));
-    assert_eq!(db.grants().user_access_token_active("rt2").await.unwrap(), Some(true), "its access token");
 }
 
 async fn a_refresh_token_is_found_with_its_user_while_the_user_exists(db: Database) {
@@ -273,12 +273,36 @@ async fn a_refresh_token_is_found_with_its_user_while_the_user_exists(db: Databa
 async fn revoking_a_grant_deactivates_its_access_tokens(db: Database) {
     let mut tx = db.grants().begin().await.unwrap();
     tx.insert_grant(&grant("g")).await.unwrap();
-    tx.insert_access_token("jti", "g", 100).await.unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(db.grants().user_access_token_active("jti").await.unwrap(), Some(true));
+    assert_eq!(db.grants().user_access_token_active("g", "g.a").await.unwrap(), Some(true));
     db.grants().revoke_grant("g", 5).await.unwrap();
-    assert_eq!(db.grants().user_access_token_active("jti").await.unwrap(), Some(false));
-    assert_eq!(db.grants().user_access_token_active("other").await.unwrap(), None);
+    assert_eq!(db.grants().user_access_token_active("g", "g.a").await.unwrap(), Some(false));
+    assert_eq!(db.grants().user_access_token_active("other", "other.a").await.unwrap(), None);
+}
+
+async fn a_user_access_token_revoked_alone_leaves_its_grant_live(db: Database) {
+    let mut tx = db.grants().begin().await.unwrap();
+    tx.insert_grant(&grant("g")).await.unwrap();
+    tx.commit().await.unwrap();
+    db.grants().revoke_access_token("g.a", 100).await.unwrap();
+    assert_eq!(db.grants().user_access_token_active("g", "g.a").await.unwrap(), Some(false));
+    assert_eq!(db.grants().user_access_token_active("g", "g.b").await.unwrap(), Some(true), "its sibling");
+}
+
+async fn a_user_access_token_grant_is_read_with_its_user(db: Database) {
+    let user = db.users().insert(&new_user("reader@example.com"), now()).await.unwrap();
+    let mut tx = db.grants().begin().await.unwrap();
+    tx.insert_grant(&Grant { user_id: user.id.to_string(), ..grant("g") }).await.unwrap();
+    tx.commit().await.unwrap();
+    let found = db.grants().user_access_token_grant("g", "g.a").await.unwrap().unwrap();
+    assert_eq!((found.active, found.user.map(|u| u.email)), (true, Some(user.email)));
+    db.grants().revoke_access_token("g.a", 100).await.unwrap();
+    let found = db.grants().user_access_token_grant("g", "g.a").await.unwrap().unwrap();
+    assert!(!found.active, "the token was revoked");
+    sqlx::query("DELETE FROM users").execute(db.pool()).await.unwrap();
+    let found = db.grants().user_access_token_grant("g", "g.b").await.unwrap().unwrap();
+    assert_eq!((found.active, found.user.is_none()), (true, true), "the grant remains, its user is gone");
+    assert!(db.grants().user_access_token_grant("other", "other.a").await.unwrap().is_none());
 }
 
 async fn a_single_access_token_can_be_revoked(db: Database) {
@@ -301,7 +325,6 @@ async fn purge_removes_only_what_can_no_longer_matter(db: Database) {
     tx.insert_refresh_token("old-rt", "old", 1, 100).await.unwrap();
     tx.insert_grant(&grant("live")).await.unwrap();
     tx.insert_refresh_token("live-rt", "live", 1, i64::MAX).await.unwrap();
-    tx.insert_access_token("live-at", "live", 10_000).await.unwrap();
     tx.commit().await.unwrap();
     db.grants().insert_code("old-code", &CodeRecord { expires_at: 100, ..code_record() }, 1).await.unwrap();
 
@@ -309,12 +332,12 @@ async fn purge_removes_only_what_can_no_longer_matter(db: Database) {
     assert_eq!(removed, 3, "the old code, the old grant and its refresh token");
     assert!(db.grants().find_refresh_token("old-rt").await.unwrap().is_none());
     assert!(db.grants().find_refresh_token("live-rt").await.unwrap().is_some());
-    assert_eq!(db.grants().user_access_token_active("live-at").await.unwrap(), Some(true));
+    assert_eq!(db.grants().user_access_token_active("live", "live.at").await.unwrap(), Some(true));
     assert!(db.grants().find_code("old-code").await.unwrap().is_none());
 }
 
-/// A client with a back-channel logout URI, a user with a grant from it in session `sid` (access token
-/// `at1`) and another in session `other` (`at2`); then session `sid` is ended. Returns the user id.
+/// A client with a back-channel logout URI, a user with a grant from it in session `sid` (`g1`) and another
+/// in session `other` (`g2`); then session `sid` is ended. Returns the user id.
 async fn end_a_session_with_a_backchannel_client(db: &Database) -> String {
     let new = registration("Relying party").validate(now()).unwrap();
     db.clients().insert(&new.client).await.unwrap();
@@ -324,8 +347,6 @@ async fn end_a_session_with_a_backchannel_client(db: &Database) -> String {
     let mut tx = db.grants().begin().await.unwrap();
     tx.insert_grant(&in_session).await.unwrap();
     tx.insert_grant(&elsewhere).await.unwrap();
-    tx.insert_access_token("at1", "g1", i64::MAX).await.unwrap();
-    tx.insert_access_token("at2", "g2", i64::MAX).await.unwrap();
     tx.commit().await.unwrap();
     let mut tx = db.grants().begin().await.unwrap();
     tx.end_session(&user, "sid", 10).await.unwrap();
@@ -338,8 +359,12 @@ async fn ending_a_session_revokes_its_grants_and_queues_logouts_once(db: Databas
     let mut tx = db.grants().begin().await.unwrap();
     tx.end_session(&user, "sid", 11).await.unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(db.grants().user_access_token_active("at1").await.unwrap(), Some(false));
-    assert_eq!(db.grants().user_access_token_active("at2").await.unwrap(), Some(true), "another session is untouched");
+    assert_eq!(db.grants().user_access_token_active("g1", "g1.at").await.unwrap(), Some(false));
+    assert_eq!(
+        db.grants().user_access_token_active("g2", "g2.at").await.unwrap(),
+        Some(true),
+        "another session is untouched"
+    );
     assert_eq!(
         db.backchannel().pending().await.unwrap(),
         1,

@@ -55,8 +55,7 @@ pub struct RefreshUse {
     pub user: Option<User>,
 }
 
-/// What [`Grants::rotate_refresh_token`] writes: the successor of a refresh token and the access token
-/// issued with it.
+/// What [`Grants::rotate_refresh_token`] writes: the successor of a refresh token.
 #[derive(Debug, Clone, Copy)]
 pub struct Rotation<'a> {
     /// The hash of the token presented.
@@ -64,9 +63,16 @@ pub struct Rotation<'a> {
     pub new_hash: &'a str,
     pub grant_id: &'a str,
     pub expires_at: i64,
-    pub access_jti: &'a str,
-    pub access_expires_at: i64,
     pub now: i64,
+}
+
+/// A user access token's grant, as userinfo reads it.
+#[derive(Debug, Clone)]
+pub struct UserTokenGrant {
+    /// The grant is not revoked, nor the token by itself.
+    pub active: bool,
+    /// The grant's user; `None` once deleted.
+    pub user: Option<User>,
 }
 
 macro_rules! grant_columns {
@@ -130,15 +136,43 @@ struct RefreshRow {
     grant: GrantRow,
 }
 
-/// A refresh row with the columns of its grant's user, all null when that user is gone.
+/// The columns of a grant's user in a `LEFT JOIN users u`, all null when that user is gone.
 #[derive(sqlx::FromRow)]
-struct RefreshUseRow {
-    #[sqlx(flatten)]
-    refresh: RefreshRow,
+struct JoinedUser {
     user_email: Option<String>,
     user_name: Option<String>,
     user_password_hash: Option<String>,
     user_created_at: Option<i64>,
+}
+
+impl JoinedUser {
+    fn into_user(self, user_id: String) -> Result<Option<User>, StorageError> {
+        match (self.user_email, self.user_password_hash, self.user_created_at) {
+            (Some(email), Some(hash), Some(created_at)) => {
+                let row: UserRow = (user_id, email, self.user_name, hash, created_at);
+                Ok(Some(users::from_row(row)?))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// A refresh row with its grant's user.
+#[derive(sqlx::FromRow)]
+struct RefreshUseRow {
+    #[sqlx(flatten)]
+    refresh: RefreshRow,
+    #[sqlx(flatten)]
+    user: JoinedUser,
+}
+
+#[derive(sqlx::FromRow)]
+struct UserTokenGrantRow {
+    revoked_at: Option<i64>,
+    revoked_alone: i64,
+    user_id: String,
+    #[sqlx(flatten)]
+    user: JoinedUser,
 }
 
 impl TryFrom<RefreshRow> for RefreshRecord {
@@ -153,13 +187,7 @@ impl TryFrom<RefreshUseRow> for RefreshUse {
     type Error = StorageError;
 
     fn try_from(row: RefreshUseRow) -> Result<RefreshUse, StorageError> {
-        let user = match (row.user_email, row.user_password_hash, row.user_created_at) {
-            (Some(email), Some(hash), Some(created_at)) => {
-                let user: UserRow = (row.refresh.grant.user_id.clone(), email, row.user_name, hash, created_at);
-                Some(users::from_row(user)?)
-            }
-            _ => None,
-        };
+        let user = row.user.into_user(row.refresh.grant.user_id.clone())?;
         Ok(RefreshUse { record: row.refresh.try_into()?, user })
     }
 }
@@ -298,11 +326,11 @@ impl<'a> Grants<'a> {
     /// Replaces a refresh token by its successor; false, with the presented token left as it was, when it had
     /// already been rotated (by a concurrent request, or a replay).
     ///
-    /// Three statements on one connection, each committed on its own, in an order that makes a transaction
-    /// unnecessary: the successor and the access-token record first, the presented token spent last by a
-    /// conditional `UPDATE`, the one statement that decides. Until it runs the presented token still works,
-    /// so an error or a dropped request loses nothing: what was written is a refresh token whose secret was
-    /// never sent, and the record of an access token never sent; both go when the grant is purged.
+    /// Two statements on one connection, each committed on its own, in an order that makes a transaction
+    /// unnecessary: the successor first, the presented token spent last by a conditional `UPDATE`, the one
+    /// statement that decides. Until it runs the presented token still works, so an error or a dropped
+    /// request loses nothing: what was written is a refresh token whose secret was never sent, which goes
+    /// when its grant is purged.
     pub async fn rotate_refresh_token(&self, rotation: &Rotation<'_>) -> Result<bool, StorageError> {
         let _turn = self.write_turn().await;
         let mut conn = self.pool.acquire().await?;
@@ -315,12 +343,6 @@ impl<'a> Grants<'a> {
         .bind(rotation.expires_at)
         .execute(&mut *conn)
         .await?;
-        sqlx::query("INSERT INTO access_tokens (jti, grant_id, expires_at) VALUES ($1, $2, $3)")
-            .bind(rotation.access_jti)
-            .bind(rotation.grant_id)
-            .bind(rotation.access_expires_at)
-            .execute(&mut *conn)
-            .await?;
         let done =
             sqlx::query("UPDATE refresh_tokens SET rotated_at = $1 WHERE token_hash = $2 AND rotated_at IS NULL")
                 .bind(rotation.now)
@@ -330,17 +352,43 @@ impl<'a> Grants<'a> {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Whether a user access token is still active: known, its grant live, and not revoked by itself.
-    /// `None` when the `jti` belongs to no grant (a client-credentials token, or a foreign one).
-    pub async fn user_access_token_active(&self, jti: &str) -> Result<Option<bool>, StorageError> {
+    /// Whether a user access token (`jti`, of grant `grant_id`) is still active: its grant not revoked, nor
+    /// the token by itself. `None` when there is no such grant.
+    pub async fn user_access_token_active(&self, grant_id: &str, jti: &str) -> Result<Option<bool>, StorageError> {
         let row: Option<(Option<i64>, i64)> = sqlx::query_as(
-            "SELECT g.revoked_at, (SELECT COUNT(*) FROM revoked_access_tokens v WHERE v.jti = a.jti) \
-             FROM access_tokens a JOIN grants g ON g.id = a.grant_id WHERE a.jti = $1",
+            "SELECT g.revoked_at, (SELECT COUNT(*) FROM revoked_access_tokens v WHERE v.jti = $2) \
+             FROM grants g WHERE g.id = $1",
         )
+        .bind(grant_id)
         .bind(jti)
         .fetch_optional(self.pool)
         .await?;
         Ok(row.map(|(grant_revoked_at, revoked_alone)| grant_revoked_at.is_none() && revoked_alone == 0))
+    }
+
+    /// The same, with the grant's user, in one query: what userinfo reads. `None` when there is no such grant.
+    pub async fn user_access_token_grant(
+        &self,
+        grant_id: &str,
+        jti: &str,
+    ) -> Result<Option<UserTokenGrant>, StorageError> {
+        let row: Option<UserTokenGrantRow> = sqlx::query_as(
+            "SELECT g.revoked_at, (SELECT COUNT(*) FROM revoked_access_tokens v WHERE v.jti = $2) AS revoked_alone, \
+             g.user_id, u.email AS user_email, u.name AS user_name, u.password_hash AS user_password_hash, \
+             u.created_at AS user_created_at \
+             FROM grants g LEFT JOIN users u ON u.id = g.user_id WHERE g.id = $1",
+        )
+        .bind(grant_id)
+        .bind(jti)
+        .fetch_optional(self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(UserTokenGrant {
+                active: row.revoked_at.is_none() && row.revoked_alone == 0,
+                user: row.user.into_user(row.user_id)?,
+            })
+        })
+        .transpose()
     }
 
     pub async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StorageError> {
@@ -395,14 +443,9 @@ impl<'a> Grants<'a> {
         let mut removed = 0;
         for (sql, bound) in [
             ("DELETE FROM authorization_codes WHERE expires_at < $1", before),
-            ("DELETE FROM access_tokens WHERE expires_at < $1", now),
             ("DELETE FROM revoked_access_tokens WHERE expires_at < $1", now),
             (
                 "DELETE FROM refresh_tokens WHERE grant_id IN (SELECT id FROM grants WHERE expires_at < $1 OR revoked_at < $1)",
-                before,
-            ),
-            (
-                "DELETE FROM access_tokens WHERE grant_id IN (SELECT id FROM grants WHERE expires_at < $1 OR revoked_at < $1)",
                 before,
             ),
             ("DELETE FROM grants WHERE expires_at < $1 OR revoked_at < $1", before),
@@ -500,21 +543,6 @@ impl GrantTx {
         .bind(expires_at)
         .execute(&mut *self.tx)
         .await?;
-        Ok(())
-    }
-
-    pub async fn insert_access_token(
-        &mut self,
-        jti: &str,
-        grant_id: &str,
-        expires_at: i64,
-    ) -> Result<(), StorageError> {
-        sqlx::query("INSERT INTO access_tokens (jti, grant_id, expires_at) VALUES ($1, $2, $3)")
-            .bind(jti)
-            .bind(grant_id)
-            .bind(expires_at)
-            .execute(&mut *self.tx)
-            .await?;
         Ok(())
     }
 

@@ -95,7 +95,7 @@ pub async fn exchange(
         revoked_at: None,
     };
     let session = SessionRef { sid: &grant.sid, auth_time: grant.auth_time };
-    let access = issue::access_token(ctx, &grant.user_id, &grant.client_id, &scope, Some(session))?;
+    let access = issue::user_access_token(ctx, &grant, &scope)?;
     let id_token = if scope.contains(scope::OPENID) {
         Some(issue::id_token(ctx, &user, client, &scope, session, code.nonce.as_deref(), &access.jwt)?)
     } else {
@@ -112,7 +112,6 @@ pub async fn exchange(
         return reused(ctx, client, &code_hash).await;
     }
     tx.insert_grant(&grant).await?;
-    tx.insert_access_token(&access.claims.jti, &grant.id, access.claims.exp).await?;
     if let Some(token) = &refresh_token {
         let expires_at = (now + secs(ctx.config.refresh_token_ttl)).min(grant.expires_at);
         tx.insert_refresh_token(&tokens::hash_secret(token), &grant.id, now, expires_at).await?;

@@ -15,6 +15,6 @@ pub fn issue(ctx: &GrantContext<'_>, client: &Client, requested_scope: Option<&s
     let allowed = Scopes::from_tokens(client.scopes.iter().map(|s| s.as_str()).filter(|s| !USER_SCOPES.contains(s)))
         .map_err(Error::internal)?;
     let scope = narrow_scope(requested_scope, &allowed)?;
-    let access = issue::access_token(ctx, client.id.as_str(), client.id.as_str(), &scope, None)?;
+    let access = issue::client_access_token(ctx, client.id.as_str(), &scope)?;
     Ok(issue::response(&access, None, None))
 }

@@ -7,8 +7,9 @@ use jsonwebtoken::{Header, Validation, decode, decode_header};
 use super::issue::GrantContext;
 use crate::domain::keys::SigningKey;
 use crate::domain::tokens::{self, ACCESS_TOKEN_TYP, AccessTokenClaims, IdTokenClaims};
+use crate::domain::users::User;
 use crate::error::Error;
-use crate::storage::grants::RefreshRecord;
+use crate::storage::grants::{RefreshRecord, UserTokenGrant};
 
 /// Tolerated clock skew between the issuer's nodes and their clocks, in seconds.
 const LEEWAY_SECS: u64 = 60;
@@ -33,11 +34,33 @@ pub async fn active_access_token(ctx: &GrantContext<'_>, token: &str) -> Result<
     let Some(claims) = verify_access_token(ctx, token) else { return Ok(None) };
     let grants = ctx.db.grants();
     let active = if claims.is_user_token() {
-        grants.user_access_token_active(&claims.jti).await? == Some(true)
+        match tokens::grant_of_access_token_id(&claims.jti) {
+            Some(grant_id) => grants.user_access_token_active(grant_id, &claims.jti).await? == Some(true),
+            None => false,
+        }
     } else {
         !grants.is_access_token_revoked(&claims.jti).await?
     };
     Ok(active.then_some(claims))
+}
+
+/// The claims of an active access token and, for a user's token, its user (`None` once deleted): what
+/// userinfo needs, in one query for a user's token.
+pub async fn active_access_token_with_user(
+    ctx: &GrantContext<'_>,
+    token: &str,
+) -> Result<Option<(AccessTokenClaims, Option<User>)>, Error> {
+    let Some(claims) = verify_access_token(ctx, token) else { return Ok(None) };
+    let grants = ctx.db.grants();
+    if !claims.is_user_token() {
+        let active = !grants.is_access_token_revoked(&claims.jti).await?;
+        return Ok(active.then_some((claims, None)));
+    }
+    let Some(grant_id) = tokens::grant_of_access_token_id(&claims.jti) else { return Ok(None) };
+    Ok(match grants.user_access_token_grant(grant_id, &claims.jti).await? {
+        Some(UserTokenGrant { active: true, user }) => Some((claims, user)),
+        _ => None,
+    })
 }
 
 /// An active refresh token, or `None`.

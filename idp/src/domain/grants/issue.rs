@@ -5,7 +5,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use super::secs;
+use super::{Grant, secs};
 use crate::config::Config;
 use crate::domain::clients::Client;
 use crate::domain::keys::{JwtType, KeyRing};
@@ -59,12 +59,25 @@ pub struct AccessToken {
     pub claims: AccessTokenClaims,
 }
 
-/// Signs an access token for `sub` (a user, or the client itself for client credentials).
-pub fn access_token(
+/// Signs an access token for a grant's user, in the grant's session, whose `jti` names the grant (so that
+/// revoking the grant deactivates it without a record of each token).
+pub fn user_access_token(ctx: &GrantContext<'_>, grant: &Grant, scope: &Scopes) -> Result<AccessToken, Error> {
+    let session = SessionRef { sid: &grant.sid, auth_time: grant.auth_time };
+    let jti = tokens::user_access_token_id(&grant.id);
+    access_token(ctx, &grant.user_id, &grant.client_id, scope, jti, Some(session))
+}
+
+/// Signs an access token for a client itself (client credentials): `sub` is the client.
+pub fn client_access_token(ctx: &GrantContext<'_>, client_id: &str, scope: &Scopes) -> Result<AccessToken, Error> {
+    access_token(ctx, client_id, client_id, scope, tokens::new_id(), None)
+}
+
+fn access_token(
     ctx: &GrantContext<'_>,
     sub: &str,
     client_id: &str,
     scope: &Scopes,
+    jti: String,
     session: Option<SessionRef<'_>>,
 ) -> Result<AccessToken, Error> {
     let now = ctx.now_secs();
@@ -76,7 +89,7 @@ pub fn access_token(
         scope: scope.to_string(),
         exp: now + secs(ctx.config.access_token_ttl),
         iat: now,
-        jti: tokens::new_id(),
+        jti,
         auth_time: session.map(|s| s.auth_time),
         sid: session.map(|s| s.sid.to_owned()),
     };

@@ -47,7 +47,7 @@ pub async fn exchange(
     let user = user.ok_or_else(|| invalid_grant("the user no longer exists"))?;
 
     let session = SessionRef { sid: &grant.sid, auth_time: grant.auth_time };
-    let access = issue::access_token(ctx, &grant.user_id, &grant.client_id, &scope, Some(session))?;
+    let access = issue::user_access_token(ctx, &grant, &scope)?;
     let new_refresh = tokens::new_secret();
     // OIDC Core §12.2: a new ID token for the same subject, without a nonce. Signed before the rotation, so
     // that nothing can fail between spending the old refresh token and answering.
@@ -62,8 +62,6 @@ pub async fn exchange(
         new_hash: &tokens::hash_secret(&new_refresh),
         grant_id: &grant.id,
         expires_at: (now + secs(ctx.config.refresh_token_ttl)).min(grant.expires_at),
-        access_jti: &access.claims.jti,
-        access_expires_at: access.claims.exp,
         now,
     };
     if !grants.rotate_refresh_token(&rotation).await? {

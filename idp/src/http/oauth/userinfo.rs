@@ -10,10 +10,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::params::FormParams;
+use crate::domain::grants::introspection::active_access_token_with_user;
 use crate::domain::scope::{self, Scopes};
-use crate::domain::users::UserId;
 use crate::error::{Error, ErrorCode};
-use crate::http::extract::{active_token, bearer_header};
+use crate::http::extract::bearer_header;
 use crate::state::AppState;
 
 pub const PATH: &str = "/userinfo";
@@ -45,16 +45,15 @@ fn bearer_token<'a>(headers: &'a HeaderMap, body: Option<&'a FormParams<'_>>) ->
 }
 
 async fn userinfo(state: &AppState, token: &str) -> Result<Json<UserInfo>, Error> {
-    let claims = active_token(state, token).await?;
+    let ring = state.keys.current();
+    let (claims, user) = active_access_token_with_user(&state.grant_context(&ring), token)
+        .await?
+        .ok_or_else(|| invalid_token("the access token is invalid, expired or revoked"))?;
     let scopes = Scopes::parse(&claims.scope).map_err(Error::internal)?;
     if !claims.is_user_token() || !scopes.contains(scope::OPENID) {
         return Err(Error::oauth(ErrorCode::InsufficientScope, "the token carries no openid scope for a user"));
     }
-    let user = match UserId::parse(&claims.sub) {
-        Some(id) => state.db.users().find(id).await?,
-        None => None,
-    }
-    .ok_or_else(|| invalid_token("the token's user no longer exists"))?;
+    let user = user.ok_or_else(|| invalid_token("the token's user no longer exists"))?;
     let email = scopes.contains(scope::EMAIL);
     Ok(Json(UserInfo {
         sub: user.id.to_string(),

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use idp::domain::clients::{AuthMethod, ClientRegistration};
 use idp::domain::email::Email;
+use idp::domain::keys::JwtType;
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreIdTokenClaims, CoreProviderMetadata, CoreTokenResponse,
 };
@@ -405,6 +406,18 @@ pub async fn introspect(app: &TestApp, client: &TestClient, token: &str) -> Valu
 
 pub async fn revoke(app: &TestApp, client: &TestClient, token: &str) -> reqwest::Response {
     client.post(app, "/revoke", &[("token", token)]).await
+}
+
+/// `token` with its claims changed by `edit`, signed again with the issuer's own access-token key: a token
+/// the issuer could have minted.
+pub fn resign_access_token(app: &TestApp, token: &str, edit: impl FnOnce(&mut Value)) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let payload = token.split('.').nth(1).unwrap();
+    let mut claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    edit(&mut claims);
+    let ring = app.state.keys.current();
+    ring.active(app.state.config.access_token_alg).unwrap().sign(JwtType::AccessToken, &claims).unwrap()
 }
 
 pub fn assert_inactive(introspection: &Value) {

@@ -1,7 +1,8 @@
 //! Introspection (RFC 7662) and revocation (RFC 7009).
 
 use crate::oauth::flow::{
-    EMAIL, assert_inactive, backchannel, field, introspect, json, refresh, revoke, setup, tokens, user_id,
+    EMAIL, assert_inactive, backchannel, field, introspect, json, refresh, resign_access_token, revoke, setup, tokens,
+    user_id,
 };
 
 #[tokio::test]
@@ -23,6 +24,17 @@ async fn introspection_is_active_before_and_inactive_after_revocation() {
     assert_eq!(introspect(&app, &client, &access_token).await["active"], true);
     assert_eq!(revoke(&app, &client, &access_token).await.status(), 200);
     assert_inactive(&introspect(&app, &client, &access_token).await);
+}
+
+/// A user token's `jti` names its grant; one that names none (as before migration 0005) is not active.
+#[tokio::test]
+async fn a_user_token_whose_id_names_no_grant_introspects_as_inactive() {
+    let (app, client) = setup().await;
+    let access_token = field(&tokens(&app, &client).await, "access_token");
+    let same = resign_access_token(&app, &access_token, |_| {});
+    assert_eq!(introspect(&app, &client, &same).await["active"], true, "the same claims, signed again");
+    let without_grant = resign_access_token(&app, &access_token, |claims| claims["jti"] = "no-grant".into());
+    assert_inactive(&introspect(&app, &client, &without_grant).await);
 }
 
 #[tokio::test]

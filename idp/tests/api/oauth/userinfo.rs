@@ -1,7 +1,8 @@
 //! The UserInfo endpoint (OIDC Core §5.3) and its bearer-token errors (RFC 6750 §3).
 
 use crate::oauth::flow::{
-    EMAIL, backchannel, client_credentials, field, id_token_claims, json, register, revoke, service, setup, tokens,
+    EMAIL, backchannel, client_credentials, field, id_token_claims, json, register, resign_access_token, revoke,
+    service, setup, tokens,
 };
 
 fn challenge(response: &reqwest::Response) -> String {
@@ -64,6 +65,16 @@ async fn userinfo_with_a_revoked_token_answers_401_invalid_token() {
     let access_token = field(&tokens(&app, &client).await, "access_token");
     revoke(&app, &client, &access_token).await;
     let response = backchannel().get(app.url("/userinfo")).bearer_auth(&access_token).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(challenge(&response).contains("invalid_token"), "{}", challenge(&response));
+}
+
+#[tokio::test]
+async fn userinfo_with_a_user_token_naming_no_grant_answers_401_invalid_token() {
+    let (app, client) = setup().await;
+    let access_token = field(&tokens(&app, &client).await, "access_token");
+    let without_grant = resign_access_token(&app, &access_token, |claims| claims["jti"] = "no-grant".into());
+    let response = backchannel().get(app.url("/userinfo")).bearer_auth(&without_grant).send().await.unwrap();
     assert_eq!(response.status(), 401);
     assert!(challenge(&response).contains("invalid_token"), "{}", challenge(&response));
 }
