@@ -1,8 +1,9 @@
 //! Fills a scratch database for `bench/run.sh`: N users, each with one live grant (scope
 //! `openid offline_access media.read`) holding a refresh token, all issued to one confidential client. It then
 //! writes a sample of those tokens, spread evenly over the whole population, for the load generator:
-//! `refresh_tokens.txt` (opaque) and `access_tokens.txt` (signed JWTs of the sampled grants), plus `client.json` and `users.txt` (the email of every sampled user; the password of
-//! every user is `bench-password`).
+//! `refresh_tokens.txt` (opaque) and `access_tokens.txt` (signed JWTs of the sampled grants), plus
+//! `client.json` and `users.txt` (the email of every sampled user; the password of every user is
+//! `bench-password`).
 //!
 //! It reads the same `IDP_*` environment as the server (database, keys, issuer, lifetimes) and writes rows in
 //! batches straight into the tables, so that a million users take a minute rather than a million argon2 hashes

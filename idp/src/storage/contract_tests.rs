@@ -68,6 +68,7 @@ contract!(
     a_code_is_redeemed_once,
     a_failed_redemption_leaves_the_first_grant_revocable,
     a_refresh_token_rotates_once,
+    a_failed_rotation_leaves_the_presented_token_unspent,
     a_refresh_token_is_found_with_its_user_while_the_user_exists,
     revoking_a_grant_deactivates_its_access_tokens,
     a_user_access_token_revoked_alone_leaves_its_grant_live,
@@ -187,7 +188,7 @@ fn code_record() -> CodeRecord {
     }
 }
 
-fn grant(id: &str) -> Grant {
+pub(crate) fn grant(id: &str) -> Grant {
     Grant {
         id: id.into(),
         client_id: "client".into(),
@@ -257,6 +258,16 @@ async fn a_refresh_token_rotates_once(db: Database) {
     assert_eq!(db.grants().find_refresh_token("rt").await.unwrap().unwrap().rotated_at, Some(2));
     let successor = db.grants().find_refresh_token("rt2").await.unwrap().unwrap();
     assert_eq!((successor.expires_at, successor.rotated_at, successor.grant.id.as_str()), (2000, None, "g"));
+}
+
+/// The successor is written before the presented token is spent: when writing it fails, the presented
+/// token still works.
+async fn a_failed_rotation_leaves_the_presented_token_unspent(db: Database) {
+    grant_with_refresh_token(&db, &UserId::new().to_string()).await;
+    let taken = rotation("rt", "rt", 2);
+    assert!(db.grants().rotate_refresh_token(&taken).await.is_err(), "the successor's hash is taken");
+    assert_eq!(db.grants().find_refresh_token("rt").await.unwrap().unwrap().rotated_at, None);
+    assert!(db.grants().rotate_refresh_token(&rotation("rt", "rt2", 3)).await.unwrap(), "it can still rotate");
 }
 
 async fn a_refresh_token_is_found_with_its_user_while_the_user_exists(db: Database) {

@@ -1,4 +1,4 @@
-//! Authorization codes, grants (token families), refresh and access tokens, revocations and consents.
+//! Authorization codes, grants (token families), refresh tokens, revoked access tokens and consents.
 //!
 //! Every use of a code or a refresh token ends in a conditional `UPDATE` that marks it used, so of two
 //! concurrent uses exactly one wins, and the loser can revoke what the winner made (RFC 9700 §4.14.2,
@@ -328,9 +328,10 @@ impl<'a> Grants<'a> {
     ///
     /// Two statements on one connection, each committed on its own, in an order that makes a transaction
     /// unnecessary: the successor first, the presented token spent last by a conditional `UPDATE`, the one
-    /// statement that decides. Until it runs the presented token still works, so an error or a dropped
-    /// request loses nothing: what was written is a refresh token whose secret was never sent, which goes
-    /// when its grant is purged.
+    /// statement that decides. Until that `UPDATE` is sent the presented token still works, so an error or a
+    /// dropped request before it loses nothing: what was written is a refresh token whose secret was never
+    /// sent, which goes when its grant is purged. After it, as after any commit, an answer that never reaches
+    /// the client costs the client its refresh token.
     pub async fn rotate_refresh_token(&self, rotation: &Rotation<'_>) -> Result<bool, StorageError> {
         let _turn = self.write_turn().await;
         let mut conn = self.pool.acquire().await?;
@@ -436,7 +437,7 @@ impl<'a> Grants<'a> {
     }
 
     /// Deletes what can no longer matter: codes long past their lifetime (kept a while to detect reuse),
-    /// access tokens and deny-list entries past their expiry, and grants (with their tokens) expired or
+    /// deny-list entries past their token's expiry, and grants (with their refresh tokens) expired or
     /// revoked longer ago than `keep` seconds. Returns how many rows went.
     pub async fn purge_expired(&self, now: i64, keep: i64) -> Result<u64, StorageError> {
         let before = now - keep;
@@ -610,6 +611,7 @@ impl GrantTx {
 mod tests {
     use std::time::Duration;
 
+    use super::Rotation;
     use crate::storage::contract_tests::sqlite;
 
     #[tokio::test]
@@ -624,5 +626,26 @@ mod tests {
         assert!(!second.is_finished(), "a second transaction waits for the first");
         first.commit().await.unwrap();
         tokio::time::timeout(Duration::from_secs(5), second).await.unwrap().unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn sqlite_refresh_token_rotation_waits_for_the_write_turn() {
+        let (db, _dir) = sqlite().await;
+        let mut tx = db.grants().begin().await.unwrap();
+        tx.insert_grant(&crate::storage::contract_tests::grant("g")).await.unwrap();
+        tx.insert_refresh_token("rt", "g", 1, 1000).await.unwrap();
+        tx.commit().await.unwrap();
+        let writing = db.grants().begin().await.unwrap();
+        let rotation = tokio::spawn({
+            let db = db.clone();
+            async move {
+                let rotation = Rotation { old_hash: "rt", new_hash: "rt2", grant_id: "g", expires_at: 1000, now: 2 };
+                db.grants().rotate_refresh_token(&rotation).await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!rotation.is_finished(), "the rotation waits for the transaction writing before it");
+        writing.commit().await.unwrap();
+        assert!(tokio::time::timeout(Duration::from_secs(5), rotation).await.unwrap().unwrap().unwrap());
     }
 }

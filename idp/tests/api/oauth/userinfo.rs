@@ -73,6 +73,9 @@ async fn userinfo_with_a_revoked_token_answers_401_invalid_token() {
 async fn userinfo_with_a_user_token_naming_no_grant_answers_401_invalid_token() {
     let (app, client) = setup().await;
     let access_token = field(&tokens(&app, &client).await, "access_token");
+    let same = resign_access_token(&app, &access_token, |_| {});
+    let response = backchannel().get(app.url("/userinfo")).bearer_auth(&same).send().await.unwrap();
+    assert_eq!(response.status(), 200, "the same claims, signed again");
     let without_grant = resign_access_token(&app, &access_token, |claims| claims["jti"] = "no-grant".into());
     let response = backchannel().get(app.url("/userinfo")).bearer_auth(&without_grant).send().await.unwrap();
     assert_eq!(response.status(), 401);
