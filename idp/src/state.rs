@@ -17,6 +17,8 @@ pub const KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(2);
 
 /// How often expired sessions, codes, tokens and grants are swept away.
 pub const SESSION_CLEANUP_INTERVAL: Duration = Duration::from_secs(300);
+/// How often a server copies SQLite's write-ahead log back into the database file (`Database::checkpoint`).
+pub const WAL_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The state shared by every request, behind one reference count: axum clones the state into every
 /// request (and every boxed route holding it once more), so a clone is one atomic increment rather than one
@@ -131,8 +133,8 @@ impl AppState {
         }
     }
 
-    /// Starts the background work of a node: key reloads, back-channel logout deliveries and the removal of
-    /// expired sessions. The tasks run until aborted.
+    /// Starts the background work of a node: key reloads, back-channel logout deliveries, the removal of
+    /// expired sessions and, on SQLite, log checkpoints. The tasks run until aborted.
     pub fn spawn_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
         let worker = crate::domain::backchannel::Worker {
             db: self.db.clone(),
@@ -160,7 +162,30 @@ impl AppState {
                 }
             }
         });
-        vec![self.spawn_key_refresh(), tokio::spawn(worker.run()), cleanup]
+        let mut tasks = vec![self.spawn_key_refresh(), tokio::spawn(worker.run()), cleanup];
+        if self.db.is_embedded() {
+            tasks.push(self.spawn_checkpoints());
+        }
+        tasks
+    }
+
+    /// Checkpoints SQLite's log every [`WAL_CHECKPOINT_INTERVAL`] until the returned task is aborted.
+    fn spawn_checkpoints(&self) -> tokio::task::JoinHandle<()> {
+        let db = self.db.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(WAL_CHECKPOINT_INTERVAL);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                match db.checkpoint().await {
+                    Ok((log, copied)) if log > copied => {
+                        tracing::debug!(log, copied, "log checkpoint left frames that readers still use")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot checkpoint the database log"),
+                }
+            }
+        })
     }
 
     /// Re-reads the key list every [`KEY_REFRESH_INTERVAL`] until the returned task is aborted.

@@ -98,6 +98,7 @@ enum Backend {
 #[derive(Debug, Clone)]
 pub struct Database {
     pool: AnyPool,
+    backend: Backend,
     /// SQLite lets one transaction write at a time, and a writer that finds the lock taken sleeps in the
     /// busy handler (1, 2, 5, 10… ms) before it tries again. Transactions that write therefore queue here,
     /// in arrival order, and never meet that lock inside this process. `None` on PostgreSQL, whose row locks
@@ -126,8 +127,10 @@ impl Database {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         // WAL is stored in the file; synchronous=NORMAL is per connection and safe under WAL.
+                        // No automatic checkpoints: see `Database::checkpoint`.
                         conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; \
+                             PRAGMA wal_autocheckpoint = 0;",
                         )
                         .await?;
                     }
@@ -137,7 +140,29 @@ impl Database {
             .connect_with(options)
             .await?;
         let writer = (backend == Backend::Sqlite).then(Arc::default);
-        Ok(Database { pool, writer })
+        Ok(Database { pool, backend, writer })
+    }
+
+    /// Whether the database is the embedded one (SQLite), whose log a server checkpoints itself.
+    pub fn is_embedded(&self) -> bool {
+        self.backend == Backend::Sqlite
+    }
+
+    /// Copies SQLite's write-ahead log back into the database file, without waiting for readers or writers
+    /// (`PRAGMA wal_checkpoint(PASSIVE)`); returns the frames in the log and how many are now copied.
+    ///
+    /// SQLite's own checkpoints run inside the commit that grows the log past 1,000 pages: that commit copies
+    /// the pages and syncs the file while it holds the process's write turn, and every writer queued behind
+    /// it waits. Connections therefore turn them off, and a server calls this from a background task
+    /// ([`crate::state::WAL_CHECKPOINT_INTERVAL`]). A process without one, such as the CLI, leaves the log to
+    /// the next checkpoint, or to the last connection that closes. Nothing to do on PostgreSQL: `(0, 0)`.
+    pub async fn checkpoint(&self) -> Result<(i64, i64), StorageError> {
+        if self.backend != Backend::Sqlite {
+            return Ok((0, 0));
+        }
+        let (_busy, log, copied): (i64, i64, i64) =
+            sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&self.pool).await?;
+        Ok((log, copied))
     }
 
     /// Applies the pending migrations (idempotent; concurrent runs are serialised by sqlx's lock).
@@ -198,6 +223,19 @@ fn sqlite_url(url: &str) -> Result<String, StorageError> {
 
 #[cfg(test)]
 mod tests {
+    use super::contract_tests::sqlite;
+
+    #[tokio::test]
+    async fn sqlite_commits_leave_the_log_to_the_background_checkpoint() {
+        let (db, _dir) = sqlite().await;
+        let (automatic,): (i64,) = sqlx::query_as("PRAGMA wal_autocheckpoint").fetch_one(db.pool()).await.unwrap();
+        assert_eq!(automatic, 0, "no checkpoint inside a commit");
+        db.grants().revoke_access_token("jti", 100).await.unwrap();
+        let (log, copied) = db.checkpoint().await.unwrap();
+        assert!(log > 0, "the write is in the log");
+        assert_eq!(copied, log, "with no reader in the way, the whole log is copied");
+    }
+
     #[test]
     fn sqlite_url_creates_the_file_by_default_and_keeps_explicit_modes() {
         assert_eq!(super::sqlite_url("sqlite::memory:").unwrap(), "sqlite://:memory:?mode=rwc");
