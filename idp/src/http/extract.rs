@@ -29,9 +29,12 @@ pub fn bearer_header(headers: &HeaderMap) -> Result<Option<&str>, Error> {
 /// The claims of an active access token of this issuer, or `invalid_token` (RFC 6750 §3.1).
 pub async fn active_token(state: &AppState, token: &str) -> Result<AccessTokenClaims, Error> {
     let ring = state.keys.current();
-    active_access_token(&state.grant_context(&ring), token)
-        .await?
-        .ok_or_else(|| Error::oauth(ErrorCode::InvalidToken, "the access token is invalid, expired or revoked"))
+    active_access_token(&state.grant_context(&ring), token).await?.ok_or_else(inactive_token)
+}
+
+/// `invalid_token` (RFC 6750 §3.1) for a bearer token that is not an active access token of this issuer.
+pub fn inactive_token() -> Error {
+    Error::oauth(ErrorCode::InvalidToken, "the access token is invalid, expired or revoked")
 }
 
 /// Where a request comes from: the peer address (or, behind a trusted proxy, the forwarded client address)

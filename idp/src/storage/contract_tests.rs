@@ -14,7 +14,7 @@ use crate::domain::grants::Grant;
 use crate::domain::keys::SigningAlgorithm;
 use crate::domain::password::PasswordHash;
 use crate::domain::scope::Scopes;
-use crate::domain::users::{DisplayName, NewUser, UserId};
+use crate::domain::users::{DisplayName, NewUser, User, UserId};
 use crate::storage::grants::{CodeRecord, Rotation};
 
 pub(crate) async fn sqlite() -> (Database, tempfile::TempDir) {
@@ -69,10 +69,15 @@ contract!(
     a_failed_redemption_leaves_the_first_grant_revocable,
     a_refresh_token_rotates_once,
     a_failed_rotation_leaves_the_presented_token_unspent,
-    a_refresh_token_is_found_with_its_user_while_the_user_exists,
+    a_refresh_token_is_found_with_its_user,
+    a_refresh_token_of_a_deleted_user_is_found_without_its_user,
+    an_unknown_refresh_token_is_not_found_for_use,
     revoking_a_grant_deactivates_its_access_tokens,
     a_user_access_token_revoked_alone_leaves_its_grant_live,
     a_user_access_token_grant_is_read_with_its_user,
+    a_user_access_token_grant_shows_a_token_revoked_alone_inactive,
+    a_user_access_token_grant_of_a_deleted_user_has_no_user,
+    a_user_access_token_naming_an_unknown_grant_finds_none,
     a_single_access_token_can_be_revoked,
     consent_is_replaced_on_save,
     purge_removes_only_what_can_no_longer_matter,
@@ -238,14 +243,14 @@ async fn a_failed_redemption_leaves_the_first_grant_revocable(db: Database) {
 }
 
 /// Grant `g` of `user_id`, holding refresh token `rt` (expiring at 1000).
-async fn grant_with_refresh_token(db: &Database, user_id: &str) {
+pub(crate) async fn grant_with_refresh_token(db: &Database, user_id: &str) {
     let mut tx = db.grants().begin().await.unwrap();
     tx.insert_grant(&Grant { user_id: user_id.into(), ..grant("g") }).await.unwrap();
     tx.insert_refresh_token("rt", "g", 1, 1000).await.unwrap();
     tx.commit().await.unwrap();
 }
 
-fn rotation<'a>(old_hash: &'a str, new_hash: &'a str, now: i64) -> Rotation<'a> {
+pub(crate) fn rotation<'a>(old_hash: &'a str, new_hash: &'a str, now: i64) -> Rotation<'a> {
     Rotation { old_hash, new_hash, grant_id: "g", expires_at: 2000, now }
 }
 
@@ -270,14 +275,27 @@ async fn a_failed_rotation_leaves_the_presented_token_unspent(db: Database) {
     assert!(db.grants().rotate_refresh_token(&rotation("rt", "rt2", 3)).await.unwrap(), "it can still rotate");
 }
 
-async fn a_refresh_token_is_found_with_its_user_while_the_user_exists(db: Database) {
+/// A user with grant `g`, holding refresh token `rt`.
+async fn user_with_refresh_token(db: &Database) -> User {
     let user = db.users().insert(&new_user("holder@example.com"), now()).await.unwrap();
-    grant_with_refresh_token(&db, &user.id.to_string()).await;
+    grant_with_refresh_token(db, &user.id.to_string()).await;
+    user
+}
+
+async fn a_refresh_token_is_found_with_its_user(db: Database) {
+    let user = user_with_refresh_token(&db).await;
     let found = db.grants().find_refresh_token_use("rt").await.unwrap().unwrap();
     assert_eq!((found.record.grant.id.as_str(), found.user.map(|u| u.email)), ("g", Some(user.email)));
+}
+
+async fn a_refresh_token_of_a_deleted_user_is_found_without_its_user(db: Database) {
+    user_with_refresh_token(&db).await;
     sqlx::query("DELETE FROM users").execute(db.pool()).await.unwrap();
     let found = db.grants().find_refresh_token_use("rt").await.unwrap().unwrap();
     assert!(found.user.is_none(), "the token remains, its user is gone");
+}
+
+async fn an_unknown_refresh_token_is_not_found_for_use(db: Database) {
     assert!(db.grants().find_refresh_token_use("unknown").await.unwrap().is_none());
 }
 
@@ -301,18 +319,26 @@ async fn a_user_access_token_revoked_alone_leaves_its_grant_live(db: Database) {
 }
 
 async fn a_user_access_token_grant_is_read_with_its_user(db: Database) {
-    let user = db.users().insert(&new_user("reader@example.com"), now()).await.unwrap();
-    let mut tx = db.grants().begin().await.unwrap();
-    tx.insert_grant(&Grant { user_id: user.id.to_string(), ..grant("g") }).await.unwrap();
-    tx.commit().await.unwrap();
+    let user = user_with_refresh_token(&db).await;
     let found = db.grants().user_access_token_grant("g", "g.a").await.unwrap().unwrap();
     assert_eq!((found.active, found.user.map(|u| u.email)), (true, Some(user.email)));
+}
+
+async fn a_user_access_token_grant_shows_a_token_revoked_alone_inactive(db: Database) {
+    user_with_refresh_token(&db).await;
     db.grants().revoke_access_token("g.a", 100).await.unwrap();
     let found = db.grants().user_access_token_grant("g", "g.a").await.unwrap().unwrap();
     assert!(!found.active, "the token was revoked");
+}
+
+async fn a_user_access_token_grant_of_a_deleted_user_has_no_user(db: Database) {
+    user_with_refresh_token(&db).await;
     sqlx::query("DELETE FROM users").execute(db.pool()).await.unwrap();
     let found = db.grants().user_access_token_grant("g", "g.b").await.unwrap().unwrap();
     assert_eq!((found.active, found.user.is_none()), (true, true), "the grant remains, its user is gone");
+}
+
+async fn a_user_access_token_naming_an_unknown_grant_finds_none(db: Database) {
     assert!(db.grants().user_access_token_grant("other", "other.a").await.unwrap().is_none());
 }
 

@@ -611,8 +611,7 @@ impl GrantTx {
 mod tests {
     use std::time::Duration;
 
-    use super::Rotation;
-    use crate::storage::contract_tests::sqlite;
+    use crate::storage::contract_tests::{grant_with_refresh_token, rotation, sqlite};
 
     #[tokio::test]
     async fn sqlite_write_transactions_take_turns() {
@@ -631,21 +630,15 @@ mod tests {
     #[tokio::test]
     async fn sqlite_refresh_token_rotation_waits_for_the_write_turn() {
         let (db, _dir) = sqlite().await;
-        let mut tx = db.grants().begin().await.unwrap();
-        tx.insert_grant(&crate::storage::contract_tests::grant("g")).await.unwrap();
-        tx.insert_refresh_token("rt", "g", 1, 1000).await.unwrap();
-        tx.commit().await.unwrap();
+        grant_with_refresh_token(&db, "user").await;
         let writing = db.grants().begin().await.unwrap();
-        let rotation = tokio::spawn({
+        let rotating = tokio::spawn({
             let db = db.clone();
-            async move {
-                let rotation = Rotation { old_hash: "rt", new_hash: "rt2", grant_id: "g", expires_at: 1000, now: 2 };
-                db.grants().rotate_refresh_token(&rotation).await
-            }
+            async move { db.grants().rotate_refresh_token(&rotation("rt", "rt2", 2)).await }
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(!rotation.is_finished(), "the rotation waits for the transaction writing before it");
+        assert!(!rotating.is_finished(), "the rotation waits for the transaction writing before it");
         writing.commit().await.unwrap();
-        assert!(tokio::time::timeout(Duration::from_secs(5), rotation).await.unwrap().unwrap().unwrap());
+        assert!(tokio::time::timeout(Duration::from_secs(5), rotating).await.unwrap().unwrap().unwrap());
     }
 }

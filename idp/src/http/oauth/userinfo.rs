@@ -13,7 +13,7 @@ use super::params::FormParams;
 use crate::domain::grants::introspection::active_access_token_with_user;
 use crate::domain::scope::{self, Scopes};
 use crate::error::{Error, ErrorCode};
-use crate::http::extract::bearer_header;
+use crate::http::extract::{bearer_header, inactive_token};
 use crate::state::AppState;
 
 pub const PATH: &str = "/userinfo";
@@ -46,9 +46,8 @@ fn bearer_token<'a>(headers: &'a HeaderMap, body: Option<&'a FormParams<'_>>) ->
 
 async fn userinfo(state: &AppState, token: &str) -> Result<Json<UserInfo>, Error> {
     let ring = state.keys.current();
-    let (claims, user) = active_access_token_with_user(&state.grant_context(&ring), token)
-        .await?
-        .ok_or_else(|| invalid_token("the access token is invalid, expired or revoked"))?;
+    let (claims, user) =
+        active_access_token_with_user(&state.grant_context(&ring), token).await?.ok_or_else(inactive_token)?;
     let scopes = Scopes::parse(&claims.scope).map_err(Error::internal)?;
     if !claims.is_user_token() || !scopes.contains(scope::OPENID) {
         return Err(Error::oauth(ErrorCode::InsufficientScope, "the token carries no openid scope for a user"));
