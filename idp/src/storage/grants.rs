@@ -10,8 +10,8 @@ use std::sync::Arc;
 use sqlx::{Any, AnyPool, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use super::StorageError;
 use super::users::{self, UserRow};
+use super::{Backend, StorageError};
 use crate::domain::grants::Grant;
 use crate::domain::scope::Scopes;
 use crate::domain::users::User;
@@ -192,14 +192,26 @@ impl TryFrom<RefreshUseRow> for RefreshUse {
     }
 }
 
+/// [`Grants::rotate_refresh_token`] on SQLite: two statements, the successor first ($1–$4), then the presented
+/// token ($5) spent if it was not already.
+const ROTATE_SQLITE: &str = "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
+     VALUES ($1, $2, $3, $4); \
+     UPDATE refresh_tokens SET rotated_at = $3 WHERE token_hash = $5 AND rotated_at IS NULL";
+
+/// [`Grants::rotate_refresh_token`] on PostgreSQL: the same two writes as one statement.
+const ROTATE_POSTGRES: &str = "WITH successor AS (INSERT INTO refresh_tokens (token_hash, grant_id, created_at, \
+     expires_at) VALUES ($1, $2, $3, $4)) \
+     UPDATE refresh_tokens SET rotated_at = $3 WHERE token_hash = $5 AND rotated_at IS NULL";
+
 pub struct Grants<'a> {
     pool: &'a AnyPool,
+    backend: Backend,
     writer: Option<&'a Arc<Mutex<()>>>,
 }
 
 impl<'a> Grants<'a> {
-    pub(super) fn new(pool: &'a AnyPool, writer: Option<&'a Arc<Mutex<()>>>) -> Self {
-        Grants { pool, writer }
+    pub(super) fn new(pool: &'a AnyPool, backend: Backend, writer: Option<&'a Arc<Mutex<()>>>) -> Self {
+        Grants { pool, backend, writer }
     }
 
     /// The process's turn to write, after the writes queued before it (SQLite; see [`super::Database`]).
@@ -326,31 +338,31 @@ impl<'a> Grants<'a> {
     /// Replaces a refresh token by its successor; false, with the presented token left as it was, when it had
     /// already been rotated (by a concurrent request, or a replay).
     ///
-    /// Two statements on one connection, each committed on its own, in an order that makes a transaction
-    /// unnecessary: the successor first, the presented token spent last by a conditional `UPDATE`, the one
-    /// statement that decides. Until that `UPDATE` is sent the presented token still works, so an error or a
-    /// dropped request before it loses nothing: what was written is a refresh token whose secret was never
-    /// sent, which goes when its grant is purged. After it, as after any commit, an answer that never reaches
-    /// the client costs the client its refresh token.
+    /// One round trip, in an order that makes a transaction unnecessary: the successor is inserted first, and
+    /// the presented token spent last by a conditional `UPDATE`, the one statement that decides. Until that
+    /// `UPDATE` runs the presented token still works, so an error or a dropped request before it loses
+    /// nothing: what was written is a refresh token whose secret was never sent, which goes when its grant
+    /// is purged. After it, as after any commit, an answer that never reaches the client costs the client its
+    /// refresh token.
+    ///
+    /// SQLite runs the two statements of one query in turn on the connection's thread, each committed on its
+    /// own, and stops at the first error. PostgreSQL takes one statement per query, so the insert rides in
+    /// a `WITH` clause: one statement, committed as a whole.
     pub async fn rotate_refresh_token(&self, rotation: &Rotation<'_>) -> Result<bool, StorageError> {
+        let (sql, rows_when_spent) = match self.backend {
+            Backend::Sqlite => (ROTATE_SQLITE, 2),
+            Backend::Postgres => (ROTATE_POSTGRES, 1),
+        };
         let _turn = self.write_turn().await;
-        let mut conn = self.pool.acquire().await?;
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(rotation.new_hash)
-        .bind(rotation.grant_id)
-        .bind(rotation.now)
-        .bind(rotation.expires_at)
-        .execute(&mut *conn)
-        .await?;
-        let done =
-            sqlx::query("UPDATE refresh_tokens SET rotated_at = $1 WHERE token_hash = $2 AND rotated_at IS NULL")
-                .bind(rotation.now)
-                .bind(rotation.old_hash)
-                .execute(&mut *conn)
-                .await?;
-        Ok(done.rows_affected() == 1)
+        let done = sqlx::query(sql)
+            .bind(rotation.new_hash)
+            .bind(rotation.grant_id)
+            .bind(rotation.now)
+            .bind(rotation.expires_at)
+            .bind(rotation.old_hash)
+            .execute(self.pool)
+            .await?;
+        Ok(done.rows_affected() == rows_when_spent)
     }
 
     /// Whether a user access token (`jti`, of grant `grant_id`) is still active: its grant not revoked, nor

@@ -186,7 +186,7 @@ impl Database {
     }
 
     pub fn grants(&self) -> Grants<'_> {
-        Grants::new(&self.pool, self.writer.as_ref())
+        Grants::new(&self.pool, self.backend, self.writer.as_ref())
     }
 
     pub fn backchannel(&self) -> backchannel::Backchannel<'_> {
