@@ -5,10 +5,7 @@
 //! ASVS 10.4.2). A code is redeemed in a [`GrantTx`], together with the grant it creates. A refresh token
 //! needs no transaction: [`Grants::rotate_refresh_token`] writes its successor first and spends it last.
 
-use std::sync::Arc;
-
 use sqlx::{Any, AnyPool, Transaction};
-use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::users::{self, UserRow};
 use super::{Backend, StorageError};
@@ -204,28 +201,22 @@ const ROTATE_POSTGRES: &str = "WITH successor AS (INSERT INTO refresh_tokens (to
      UPDATE refresh_tokens SET rotated_at = $3 WHERE token_hash = $5 AND rotated_at IS NULL";
 
 pub struct Grants<'a> {
+    /// Reads.
     pool: &'a AnyPool,
+    /// Writes, and the reads that decide one: SQLite's writer connection, else `pool` (see
+    /// [`super::Database`]).
+    writes: &'a AnyPool,
     backend: Backend,
-    writer: Option<&'a Arc<Mutex<()>>>,
 }
 
 impl<'a> Grants<'a> {
-    pub(super) fn new(pool: &'a AnyPool, backend: Backend, writer: Option<&'a Arc<Mutex<()>>>) -> Self {
-        Grants { pool, backend, writer }
-    }
-
-    /// The process's turn to write, after the writes queued before it (SQLite; see [`super::Database`]).
-    async fn write_turn(&self) -> Option<OwnedMutexGuard<()>> {
-        match self.writer {
-            Some(writer) => Some(Arc::clone(writer).lock_owned().await),
-            None => None,
-        }
+    pub(super) fn new(pool: &'a AnyPool, writes: &'a AnyPool, backend: Backend) -> Self {
+        Grants { pool, writes, backend }
     }
 
     /// Starts a transaction, after the one writing before it (SQLite; see [`super::Database`]).
     pub async fn begin(&self) -> Result<GrantTx, StorageError> {
-        let turn = self.write_turn().await;
-        Ok(GrantTx { tx: super::begin(self.pool).await?, _turn: turn })
+        Ok(GrantTx { tx: super::begin(self.writes).await? })
     }
 
     pub async fn insert_code(&self, code_hash: &str, code: &CodeRecord, now: i64) -> Result<(), StorageError> {
@@ -244,7 +235,7 @@ impl<'a> Grants<'a> {
         .bind(&code.sid)
         .bind(now)
         .bind(code.expires_at)
-        .execute(self.pool)
+        .execute(self.writes)
         .await?;
         Ok(())
     }
@@ -282,7 +273,7 @@ impl<'a> Grants<'a> {
             sqlx::query("UPDATE authorization_codes SET redeemed_at = $1 WHERE code_hash = $2 AND redeemed_at IS NULL")
                 .bind(now)
                 .bind(code_hash)
-                .execute(self.pool)
+                .execute(self.writes)
                 .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -302,7 +293,7 @@ impl<'a> Grants<'a> {
         let done = sqlx::query("UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now)
             .bind(grant_id)
-            .execute(self.pool)
+            .execute(self.writes)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -330,7 +321,7 @@ impl<'a> Grants<'a> {
              WHERE r.token_hash = $1"
         ))
         .bind(token_hash)
-        .fetch_optional(self.pool)
+        .fetch_optional(self.writes)
         .await?;
         row.map(RefreshUse::try_from).transpose()
     }
@@ -353,14 +344,13 @@ impl<'a> Grants<'a> {
             Backend::Sqlite => (ROTATE_SQLITE, 2),
             Backend::Postgres => (ROTATE_POSTGRES, 1),
         };
-        let _turn = self.write_turn().await;
         let done = sqlx::query(sql)
             .bind(rotation.new_hash)
             .bind(rotation.grant_id)
             .bind(rotation.now)
             .bind(rotation.expires_at)
             .bind(rotation.old_hash)
-            .execute(self.pool)
+            .execute(self.writes)
             .await?;
         Ok(done.rows_affected() == rows_when_spent)
     }
@@ -417,7 +407,7 @@ impl<'a> Grants<'a> {
         sqlx::query("INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING")
             .bind(jti)
             .bind(expires_at)
-            .execute(self.pool)
+            .execute(self.writes)
             .await?;
         Ok(())
     }
@@ -463,7 +453,7 @@ impl<'a> Grants<'a> {
             ),
             ("DELETE FROM grants WHERE expires_at < $1 OR revoked_at < $1", before),
         ] {
-            removed += sqlx::query(sql).bind(bound).execute(self.pool).await?.rows_affected();
+            removed += sqlx::query(sql).bind(bound).execute(self.writes).await?.rows_affected();
         }
         Ok(removed)
     }
@@ -495,7 +485,7 @@ impl<'a> Grants<'a> {
         .bind(client_id)
         .bind(scope.to_string())
         .bind(now)
-        .execute(self.pool)
+        .execute(self.writes)
         .await?;
         Ok(())
     }
@@ -503,9 +493,8 @@ impl<'a> Grants<'a> {
 
 /// A transaction over the grant tables; dropped without [`GrantTx::commit`] it rolls back.
 pub struct GrantTx {
+    /// On SQLite, the writer connection: the process's write turn, held until commit or rollback.
     tx: Transaction<'static, Any>,
-    /// Held until commit or rollback: the process's write turn on SQLite.
-    _turn: Option<OwnedMutexGuard<()>>,
 }
 
 impl GrantTx {
@@ -621,36 +610,52 @@ impl GrantTx {
 
 #[cfg(test)]
 mod tests {
+    use std::future::Future;
     use std::time::Duration;
 
+    use crate::storage::Database;
     use crate::storage::contract_tests::{grant_with_refresh_token, rotation, sqlite};
+
+    /// Runs `task` while a grant transaction holds SQLite's writer connection, checks that it waits for the
+    /// commit, and returns its output.
+    async fn waits_for_the_writer<T: Send + 'static>(
+        db: &Database,
+        task: impl Future<Output = T> + Send + 'static,
+    ) -> T {
+        let writing = db.grants().begin().await.unwrap();
+        let task = tokio::spawn(task);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!task.is_finished(), "it waits for the transaction writing before it");
+        writing.commit().await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap()
+    }
 
     #[tokio::test]
     async fn sqlite_write_transactions_take_turns() {
         let (db, _dir) = sqlite().await;
-        let first = db.grants().begin().await.unwrap();
-        let second = tokio::spawn({
-            let db = db.clone();
-            async move { db.grants().begin().await.map(drop) }
-        });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(!second.is_finished(), "a second transaction waits for the first");
-        first.commit().await.unwrap();
-        tokio::time::timeout(Duration::from_secs(5), second).await.unwrap().unwrap().unwrap();
+        let grants = db.clone();
+        waits_for_the_writer(&db, async move { grants.grants().begin().await.map(drop) }).await.unwrap();
     }
 
     #[tokio::test]
     async fn sqlite_refresh_token_rotation_waits_for_the_write_turn() {
         let (db, _dir) = sqlite().await;
         grant_with_refresh_token(&db, "user").await;
-        let writing = db.grants().begin().await.unwrap();
-        let rotating = tokio::spawn({
-            let db = db.clone();
-            async move { db.grants().rotate_refresh_token(&rotation("rt", "rt2", 2)).await }
-        });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(!rotating.is_finished(), "the rotation waits for the transaction writing before it");
-        writing.commit().await.unwrap();
-        assert!(tokio::time::timeout(Duration::from_secs(5), rotating).await.unwrap().unwrap().unwrap());
+        let grants = db.clone();
+        let rotated =
+            waits_for_the_writer(
+                &db,
+                async move { grants.grants().rotate_refresh_token(&rotation("rt", "rt2", 2)).await },
+            );
+        assert!(rotated.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn sqlite_refresh_token_use_is_read_on_the_writer_connection() {
+        let (db, _dir) = sqlite().await;
+        grant_with_refresh_token(&db, "user").await;
+        let grants = db.clone();
+        let found = waits_for_the_writer(&db, async move { grants.grants().find_refresh_token_use("rt").await });
+        assert!(found.await.unwrap().is_some());
     }
 }
