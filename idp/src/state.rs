@@ -19,6 +19,9 @@ pub const KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(2);
 pub const SESSION_CLEANUP_INTERVAL: Duration = Duration::from_secs(300);
 /// How often a server copies SQLite's write-ahead log back into the database file (`Database::checkpoint`).
 pub const WAL_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// The size of SQLite's write-ahead log, in pages, past which a checkpoint also lets the log start again
+/// (`Database::checkpoint`): 16,384 pages of 4 KiB, 64 MiB.
+pub const WAL_RESTART_PAGES: i64 = 16_384;
 
 /// The state shared by every request, behind one reference count: axum clones the state into every
 /// request (and every boxed route holding it once more), so a clone is one atomic increment rather than one
@@ -177,7 +180,7 @@ impl AppState {
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 interval.tick().await;
-                match db.checkpoint().await {
+                match db.checkpoint(WAL_RESTART_PAGES).await {
                     Ok((log, copied)) if log > copied => {
                         tracing::debug!(log, copied, "log checkpoint left frames that readers still use")
                     }
