@@ -19,7 +19,7 @@ pub const KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(2);
 pub const SESSION_CLEANUP_INTERVAL: Duration = Duration::from_secs(300);
 /// How often a server copies SQLite's write-ahead log back into the database file (`Database::checkpoint`).
 pub const WAL_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
-/// The size of SQLite's write-ahead log, in pages, past which a checkpoint also lets the log start again
+/// The size of SQLite's write-ahead log, in pages, from which a checkpoint also lets the log start again
 /// (`Database::checkpoint`): 65,536 pages of 4 KiB, 256 MiB. Writers wait during that pass: at 64 MiB it ran
 /// about every second under refresh load and the p99 rose by 10 ms; at 256 MiB, every three to four seconds,
 /// it did not.

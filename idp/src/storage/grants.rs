@@ -190,7 +190,9 @@ impl TryFrom<RefreshUseRow> for RefreshUse {
 }
 
 /// [`Grants::rotate_refresh_token`] on SQLite: two statements, the successor first ($1–$4), then the presented
-/// token ($5) spent if it was not already.
+/// token ($5) spent if it was not already. Several statements in one query work on SQLite only, and sqlx
+/// documents them as deprecated: check the contract tests of the rotation when upgrading sqlx (a change that
+/// ran only the first statement would make every refresh revoke its grant).
 const ROTATE_SQLITE: &str = "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
      VALUES ($1, $2, $3, $4); \
      UPDATE refresh_tokens SET rotated_at = $3 WHERE token_hash = $5 AND rotated_at IS NULL";
@@ -203,8 +205,8 @@ const ROTATE_POSTGRES: &str = "WITH successor AS (INSERT INTO refresh_tokens (to
 pub struct Grants<'a> {
     /// Reads.
     pool: &'a AnyPool,
-    /// Writes, and the reads that decide one: SQLite's writer connection, else `pool` (see
-    /// [`super::Database`]).
+    /// Writes, and the refresh grant's read: SQLite's writer connection, else `pool` (see
+    /// [`super::Database`]). Waiting for it is bounded by the pool's 5 s acquire timeout (then 503).
     writes: &'a AnyPool,
     backend: Backend,
 }
@@ -338,7 +340,8 @@ impl<'a> Grants<'a> {
     ///
     /// SQLite runs the two statements of one query in turn on the connection's thread, each committed on its
     /// own, and stops at the first error. PostgreSQL takes one statement per query, so the insert rides in
-    /// a `WITH` clause: one statement, committed as a whole.
+    /// a `WITH` clause: one statement, whose two writes run on one snapshot in no set order and commit
+    /// together, so there atomicity, not order, keeps the presented token unspent when the insert fails.
     pub async fn rotate_refresh_token(&self, rotation: &Rotation<'_>) -> Result<bool, StorageError> {
         let (sql, rows_when_spent) = match self.backend {
             Backend::Sqlite => (ROTATE_SQLITE, 2),
@@ -601,7 +604,7 @@ impl GrantTx {
         Ok(())
     }
 
-    /// Rolls back now, releasing the write lock before the caller writes elsewhere (SQLite has one writer).
+    /// Rolls back now, handing back SQLite's writer connection, which the caller's next grant call needs.
     pub async fn rollback(self) -> Result<(), StorageError> {
         self.tx.rollback().await?;
         Ok(())

@@ -3,7 +3,7 @@
 //! Everything that can be checked or computed is done before the transaction (reading the code, the client,
 //! redirect URI and PKCE checks, loading the user, signing the tokens), so that the transaction holds only
 //! the conditional `UPDATE` that spends the code and the inserts of the new grant: concurrent redemptions
-//! wait on a short lock and never on another pool connection.
+//! wait on a short lock (on SQLite, for the one connection that writes the grants).
 //!
 //! A code is redeemed once. A second presentation answers `invalid_grant` and revokes the grant made from
 //! the first one (RFC 6749 §4.1.2: "SHOULD revoke (when possible) all tokens previously issued based on that
