@@ -184,7 +184,7 @@ impl AppState {
                 interval.tick().await;
                 match db.checkpoint(WAL_RESTART_PAGES).await {
                     Ok((log, copied)) if log > copied => {
-                        tracing::debug!(log, copied, "log checkpoint left frames that readers still use")
+                        tracing::debug!(log, copied, "log checkpoint left frames written meanwhile or still read")
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "cannot checkpoint the database log"),
