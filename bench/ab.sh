@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# A/B comparison of two builds of our issuer on one user scenario: what a change's commit message reports.
+#
+# Seeds one database (idp/examples/bench_seed.rs), then runs A B A B… on fresh copies of it: each run starts
+# its server on the copy, pinned to SERVER_CPU, and loads it with wrk, pinned to LOAD_CPU, for DURATION.
+# It prints, per run, req/s, p50, p99 and the server's CPU µs per request, and the mean ratio B/A.
+# The machine's speed drifts by up to ~20% over minutes: trust the ratio within pairs, not absolute figures.
+#
+#   bench/ab.sh OLD_IDP NEW_IDP                   # refresh grant, 100k users, SQLite, 2 pairs
+#   SCENARIO=userinfo BACKEND=postgres PAIRS=3 bench/ab.sh OLD_IDP NEW_IDP
+#
+# SCENARIO: refresh | introspect-refresh | introspect-access | userinfo. The seed is written by the
+# bench_seed of this checkout (SEED), so both builds must share its schema. Loopback only, bounded in time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[ $# -eq 2 ] || { sed -n '2,12p' "$0"; exit 2; }
+A=$(realpath "$1") B=$(realpath "$2")
+SCENARIO=${SCENARIO:-refresh}
+USERS=${USERS:-100000}
+SAMPLE=${SAMPLE:-9000}
+PAIRS=${PAIRS:-2}
+DURATION=${DURATION:-12s}
+CONNECTIONS=${CONNECTIONS:-32}
+BACKEND=${BACKEND:-sqlite}
+ID_TOKEN_ALG=${ID_TOKEN_ALG:-ES256}
+PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+PORT=${PORT:-18090}
+SEED=${SEED:-${CARGO_TARGET_DIR:-$HOME/.cache/idp-bench-target}/release/examples/bench_seed}
+
+for tool in taskset wrk curl python3 "$SEED"; do
+  command -v "$tool" >/dev/null || { echo "bench/ab.sh needs $tool"; exit 1; }
+done
+work=$(mktemp -d)
+server=
+cleanup() {
+  [ -n "$server" ] && kill "$server" 2>/dev/null
+  if [ "$BACKEND" = postgres ]; then
+    psql "$PG_URL/postgres" -qc 'DROP DATABASE IF EXISTS idp_ab' -c 'DROP DATABASE IF EXISTS idp_ab_seed' || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+seed_db() {
+  if [ "$BACKEND" = sqlite ]; then
+    echo "sqlite://$work/seed.db"
+  else
+    echo "$PG_URL/idp_ab_seed"
+  fi
+}
+fresh_db() {  # a copy of the seeded database for one run
+  if [ "$BACKEND" = sqlite ]; then
+    rm -f "$work"/run.db*
+    cp "$work/seed.db" "$work/run.db"
+    if [ -f "$work/seed.db-wal" ]; then cp "$work/seed.db-wal" "$work/run.db-wal"; fi
+    echo "sqlite://$work/run.db"
+  else
+    psql "$PG_URL/postgres" -qc 'DROP DATABASE IF EXISTS idp_ab' -c 'CREATE DATABASE idp_ab TEMPLATE idp_ab_seed'
+    echo "$PG_URL/idp_ab"
+  fi
+}
+idp_env() {  # database-url
+  echo "IDP_BIND=127.0.0.1:$PORT IDP_ISSUER=http://127.0.0.1:$PORT IDP_DATABASE_URL=$1 IDP_KEYS_DIR=$work/keys \
+IDP_SIGNING_ALGS=RS256,ES256 IDP_ACCESS_TOKEN_ALG=ES256 RUST_LOG=warn"
+}
+
+echo "== seeding $USERS users on $BACKEND"
+if [ "$BACKEND" = postgres ]; then
+  psql "$PG_URL/postgres" -qc 'DROP DATABASE IF EXISTS idp_ab_seed' -c 'CREATE DATABASE idp_ab_seed'
+fi
+env $(idp_env "$(seed_db)") "$SEED" --users "$USERS" --sample "$SAMPLE" --out "$work/seed" \
+  --id-token-alg "$ID_TOKEN_ALG" >/dev/null
+basic=$(python3 -c 'import base64,json,sys; c=json.load(open(sys.argv[1]));
+print(base64.b64encode((c["client_id"] + ":" + c["client_secret"]).encode()).decode())' "$work/seed/client.json")
+case $SCENARIO in
+  refresh) args=(refresh "$basic" /token "$work/seed/refresh_tokens.txt") ;;
+  introspect-refresh) args=(introspect "$basic" /introspect "$work/seed/refresh_tokens.txt" refresh_token) ;;
+  introspect-access) args=(introspect "$basic" /introspect "$work/seed/access_tokens.txt" access_token) ;;
+  userinfo) args=(bearer /userinfo "$work/seed/access_tokens.txt") ;;
+  *) echo "unknown SCENARIO $SCENARIO"; exit 2 ;;
+esac
+
+printf '%-4s %-5s %9s %9s %9s %9s\n' build pair req/s p50_ms p99_ms cpu_us
+for pair in $(seq 1 "$PAIRS"); do
+  for build in A B; do
+    bin=$A; [ $build = B ] && bin=$B
+    db=$(fresh_db)
+    env $(idp_env "$db") taskset -c "$SERVER_CPU" "$bin" serve >"$work/server.log" 2>&1 &
+    server=$!
+    for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/readyz" && break; sleep 0.1; done
+    before=$(awk '{ print $14 + $15 }' "/proc/$server/stat")
+    WRK_REPORT="$work/report.json" taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" \
+      -s bench/wrk/tokens.lua "http://127.0.0.1:$PORT" -- "${args[@]}" >/dev/null
+    after=$(awk '{ print $14 + $15 }' "/proc/$server/stat")
+    kill "$server"; wait "$server" 2>/dev/null || true; server=
+    python3 - "$work/report.json" "$((after - before))" "$(getconf CLK_TCK)" $build "$pair" <<'EOF' \
+      | tee -a "$work/runs.tsv"
+import json, sys
+r = json.load(open(sys.argv[1]))
+ticks, hz, build, pair = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+if r["non_2xx"] or r["socket_errors"]:
+    sys.exit(f"build {build}: {r['non_2xx']} non-2xx answers, {r['socket_errors']} socket errors")
+rate = r["requests"] / (r["duration_us"] / 1e6)
+cpu = ticks / hz * 1e6 / r["requests"]
+print(f"{build:<5}{pair:<6}{rate:9.0f} {r['p50_us'] / 1000:9.2f} {r['p99_us'] / 1000:9.2f} {cpu:9.0f}")
+EOF
+  done
+done
+python3 - "$work/runs.tsv" <<'EOF'
+import sys
+rows = [line.split() for line in open(sys.argv[1])]
+pairs = {}
+for build, pair, rate, _p50, p99, cpu in rows:
+    pairs.setdefault(pair, {})[build] = (float(rate), float(p99), float(cpu))
+ratios = [(p["B"][0] / p["A"][0], p["B"][2] / p["A"][2]) for p in pairs.values()]
+print("B/A per pair: req/s " + ", ".join(f"{r:.3f}" for r, _ in ratios)
+      + "; CPU per request " + ", ".join(f"{c:.3f}" for _, c in ratios))
+EOF
