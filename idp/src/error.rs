@@ -149,7 +149,7 @@ impl From<StorageError> for Error {
     fn from(e: StorageError) -> Self {
         match e {
             StorageError::Conflict(field) => Error::Conflict(field),
-            StorageError::Unavailable(_) => Error::Unavailable(e.into()),
+            e if e.is_unavailable() => Error::Unavailable(e.into()),
             e => Error::Internal(e.into()),
         }
     }

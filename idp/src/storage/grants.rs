@@ -2,13 +2,14 @@
 //!
 //! Every use of a code or a refresh token ends in a conditional `UPDATE` that marks it used, so of two
 //! concurrent uses exactly one wins, and the loser can revoke what the winner made (RFC 9700 §4.14.2,
-//! ASVS 10.4.2). A code is redeemed in a [`GrantTx`], together with the grant it creates. A refresh token
-//! needs no transaction: [`Grants::rotate_refresh_token`] writes its successor first and spends it last.
+//! ASVS 10.4.2). A code is redeemed in a [`GrantTx`], together with the grant it creates. A refresh token's
+//! successor is written in the same transaction as the `UPDATE` that spends it ([`Grants::rotate_refresh_token`]).
 
 use sqlx::{Any, AnyPool, Transaction};
 
+use super::StorageError;
+use super::rotations::RotationQueue;
 use super::users::{self, UserRow};
-use super::{Backend, StorageError};
 use crate::domain::grants::Grant;
 use crate::domain::scope::Scopes;
 use crate::domain::users::User;
@@ -189,15 +190,8 @@ impl TryFrom<RefreshUseRow> for RefreshUse {
     }
 }
 
-/// [`Grants::rotate_refresh_token`] on SQLite: two statements, the successor first ($1–$4), then the presented
-/// token ($5) spent if it was not already. Several statements in one query work on SQLite only, and sqlx
-/// documents them as deprecated: check the contract tests of the rotation when upgrading sqlx (a change that
-/// ran only the first statement would make every refresh revoke its grant).
-const ROTATE_SQLITE: &str = "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
-     VALUES ($1, $2, $3, $4); \
-     UPDATE refresh_tokens SET rotated_at = $3 WHERE token_hash = $5 AND rotated_at IS NULL";
-
-/// [`Grants::rotate_refresh_token`] on PostgreSQL: the same two writes as one statement.
+/// [`Grants::rotate_refresh_token`] on PostgreSQL: the successor's `INSERT` and the spending `UPDATE` as one
+/// statement.
 const ROTATE_POSTGRES: &str = "WITH successor AS (INSERT INTO refresh_tokens (token_hash, grant_id, created_at, \
      expires_at) VALUES ($1, $2, $3, $4)) \
      UPDATE refresh_tokens SET rotated_at = $3 WHERE token_hash = $5 AND rotated_at IS NULL";
@@ -208,12 +202,13 @@ pub struct Grants<'a> {
     /// Writes, and the refresh grant's read: SQLite's writer connection, else `pool` (see
     /// [`super::Database`]). Waiting for it is bounded by the pool's 5 s acquire timeout (then 503).
     writes: &'a AnyPool,
-    backend: Backend,
+    /// SQLite: the queue of refresh-token rotations, written in batches through the writer connection.
+    rotations: Option<&'a RotationQueue>,
 }
 
 impl<'a> Grants<'a> {
-    pub(super) fn new(pool: &'a AnyPool, writes: &'a AnyPool, backend: Backend) -> Self {
-        Grants { pool, writes, backend }
+    pub(super) fn new(pool: &'a AnyPool, writes: &'a AnyPool, rotations: Option<&'a RotationQueue>) -> Self {
+        Grants { pool, writes, rotations }
     }
 
     /// Starts a transaction, after the one writing before it (SQLite; see [`super::Database`]).
@@ -331,23 +326,19 @@ impl<'a> Grants<'a> {
     /// Replaces a refresh token by its successor; false, with the presented token left as it was, when it had
     /// already been rotated (by a concurrent request, or a replay).
     ///
-    /// One round trip, in an order that makes a transaction unnecessary: the successor is inserted first, and
-    /// the presented token spent last by a conditional `UPDATE`, the one statement that decides. Until that
-    /// `UPDATE` runs the presented token still works, so an error or a dropped request before it loses
-    /// nothing: what was written is a refresh token whose secret was never sent, which goes when its grant
-    /// is purged. After it, as after any commit, an answer that never reaches the client costs the client its
-    /// refresh token.
+    /// The successor is inserted first, and the presented token spent last by a conditional `UPDATE`, the one
+    /// statement that decides. Both commit together or not at all, so an error or a dropped request before
+    /// the commit loses nothing. After it, as after any commit, an answer that never reaches the client costs
+    /// the client its refresh token.
     ///
-    /// SQLite runs the two statements of one query in turn on the connection's thread, each committed on its
-    /// own, and stops at the first error. PostgreSQL takes one statement per query, so the insert rides in
-    /// a `WITH` clause: one statement, whose two writes run on one snapshot in no set order and commit
-    /// together, so there atomicity, not order, keeps the presented token unspent when the insert fails.
+    /// SQLite writes the rotations of concurrent requests together, in one transaction ([`super::rotations`]).
+    /// PostgreSQL, whose row locks let writers run side by side, takes one statement per query, so the insert
+    /// rides in a `WITH` clause: one statement, whose two writes run on one snapshot.
     pub async fn rotate_refresh_token(&self, rotation: &Rotation<'_>) -> Result<bool, StorageError> {
-        let (sql, rows_when_spent) = match self.backend {
-            Backend::Sqlite => (ROTATE_SQLITE, 2),
-            Backend::Postgres => (ROTATE_POSTGRES, 1),
-        };
-        let done = sqlx::query(sql)
+        if let Some(queue) = self.rotations {
+            return queue.rotate(rotation).await;
+        }
+        let done = sqlx::query(ROTATE_POSTGRES)
             .bind(rotation.new_hash)
             .bind(rotation.grant_id)
             .bind(rotation.now)
@@ -355,7 +346,7 @@ impl<'a> Grants<'a> {
             .bind(rotation.old_hash)
             .execute(self.writes)
             .await?;
-        Ok(done.rows_affected() == rows_when_spent)
+        Ok(done.rows_affected() == 1)
     }
 
     /// Whether a user access token (`jti`, of grant `grant_id`) is still active: its grant not revoked, nor

@@ -5,6 +5,7 @@
 //! ids and Unix-second integers. The signing keys live in files instead ([`keystore`]).
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -18,6 +19,7 @@ pub mod client_cache;
 pub mod clients;
 pub mod grants;
 pub mod keystore;
+mod rotations;
 pub mod users;
 
 #[cfg(test)]
@@ -46,6 +48,20 @@ pub enum StorageError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Io(String),
+    /// One failure of a write made for several requests together (SQLite's batched refresh-token rotations).
+    #[error(transparent)]
+    Shared(Arc<StorageError>),
+}
+
+impl StorageError {
+    /// Whether the database cannot be reached right now (then the request may be retried: 503).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StorageError::Unavailable(_) => true,
+            StorageError::Shared(e) => e.is_unavailable(),
+            _ => false,
+        }
+    }
 }
 
 impl From<sqlx::Error> for StorageError {
@@ -108,6 +124,8 @@ pub struct Database {
     /// each page it needs from the file again (about 40 `pread`s per refresh grant at 100k users when the
     /// grant's read and writes went to whichever connection was free).
     writer: Option<AnyPool>,
+    /// SQLite: refresh-token rotations, written together through `writer` ([`rotations`]).
+    rotations: Option<rotations::RotationQueue>,
 }
 
 impl Database {
@@ -128,7 +146,8 @@ impl Database {
             }
             Backend::Postgres => None,
         };
-        Ok(Database { pool, backend, writer })
+        let rotations = writer.clone().map(rotations::RotationQueue::start);
+        Ok(Database { pool, backend, writer, rotations })
     }
 
     /// Whether the database is the embedded one (SQLite), whose log a server checkpoints itself.
@@ -186,7 +205,7 @@ impl Database {
     }
 
     pub fn grants(&self) -> Grants<'_> {
-        Grants::new(&self.pool, self.writer.as_ref().unwrap_or(&self.pool), self.backend)
+        Grants::new(&self.pool, self.writer.as_ref().unwrap_or(&self.pool), self.rotations.as_ref())
     }
 
     pub fn backchannel(&self) -> backchannel::Backchannel<'_> {
