@@ -8,7 +8,7 @@
 use sqlx::{Any, AnyPool, Transaction};
 
 use super::StorageError;
-use super::rotations::RotationQueue;
+use super::refresh::RefreshBatches;
 use super::users::{self, UserRow};
 use crate::domain::grants::Grant;
 use crate::domain::scope::Scopes;
@@ -93,7 +93,7 @@ struct CodeRow {
     redeemed_at: Option<i64>,
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(Clone, sqlx::FromRow)]
 struct GrantRow {
     id: String,
     client_id: String,
@@ -126,7 +126,7 @@ impl TryFrom<GrantRow> for Grant {
     }
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(Clone, sqlx::FromRow)]
 struct RefreshRow {
     token_expires_at: i64,
     rotated_at: Option<i64>,
@@ -135,7 +135,7 @@ struct RefreshRow {
 }
 
 /// The columns of a grant's user in a `LEFT JOIN users u`, all null when that user is gone.
-#[derive(sqlx::FromRow)]
+#[derive(Clone, sqlx::FromRow)]
 struct JoinedUser {
     user_email: Option<String>,
     user_name: Option<String>,
@@ -155,9 +155,10 @@ impl JoinedUser {
     }
 }
 
-/// A refresh row with its grant's user.
-#[derive(sqlx::FromRow)]
-struct RefreshUseRow {
+/// A refresh row with its hash, its grant and its grant's user ([`REFRESH_USE_SELECT`]).
+#[derive(Clone, sqlx::FromRow)]
+pub(super) struct RefreshUseRow {
+    pub(super) token_hash: String,
     #[sqlx(flatten)]
     refresh: RefreshRow,
     #[sqlx(flatten)]
@@ -190,6 +191,15 @@ impl TryFrom<RefreshUseRow> for RefreshUse {
     }
 }
 
+/// What the refresh grant reads of a token ([`RefreshUseRow`]), without its `WHERE` clause.
+pub(super) const REFRESH_USE_SELECT: &str = concat!(
+    "SELECT r.token_hash, r.expires_at AS token_expires_at, r.rotated_at, ",
+    grant_columns!(),
+    ", u.email AS user_email, u.name AS user_name, u.password_hash AS user_password_hash, \
+     u.created_at AS user_created_at \
+     FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id LEFT JOIN users u ON u.id = g.user_id"
+);
+
 /// [`Grants::rotate_refresh_token`] on PostgreSQL: the successor's `INSERT` and the spending `UPDATE` as one
 /// statement.
 const ROTATE_POSTGRES: &str = "WITH successor AS (INSERT INTO refresh_tokens (token_hash, grant_id, created_at, \
@@ -202,13 +212,13 @@ pub struct Grants<'a> {
     /// Writes, and the refresh grant's read: SQLite's writer connection, else `pool` (see
     /// [`super::Database`]). Waiting for it is bounded by the pool's 5 s acquire timeout (then 503).
     writes: &'a AnyPool,
-    /// SQLite: the queue of refresh-token rotations, written in batches through the writer connection.
-    rotations: Option<&'a RotationQueue>,
+    /// SQLite: the refresh grant's read and rotation, run in batches on the writer connection.
+    refresh: Option<&'a RefreshBatches>,
 }
 
 impl<'a> Grants<'a> {
-    pub(super) fn new(pool: &'a AnyPool, writes: &'a AnyPool, rotations: Option<&'a RotationQueue>) -> Self {
-        Grants { pool, writes, rotations }
+    pub(super) fn new(pool: &'a AnyPool, writes: &'a AnyPool, refresh: Option<&'a RefreshBatches>) -> Self {
+        Grants { pool, writes, refresh }
     }
 
     /// Starts a transaction, after the one writing before it (SQLite; see [`super::Database`]).
@@ -307,19 +317,17 @@ impl<'a> Grants<'a> {
         row.map(RefreshRecord::try_from).transpose()
     }
 
-    /// A refresh token with its grant and the grant's user, in one query: what the refresh grant reads.
+    /// A refresh token with its grant and the grant's user, in one query: what the refresh grant reads. On
+    /// SQLite it is read on the writer connection, with the reads of concurrent requests ([`super::refresh`]).
     pub async fn find_refresh_token_use(&self, token_hash: &str) -> Result<Option<RefreshUse>, StorageError> {
-        let row: Option<RefreshUseRow> = sqlx::query_as(concat!(
-            "SELECT r.expires_at AS token_expires_at, r.rotated_at, ",
-            grant_columns!(),
-            ", u.email AS user_email, u.name AS user_name, u.password_hash AS user_password_hash, \
-             u.created_at AS user_created_at \
-             FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id LEFT JOIN users u ON u.id = g.user_id \
-             WHERE r.token_hash = $1"
-        ))
-        .bind(token_hash)
-        .fetch_optional(self.writes)
-        .await?;
+        if let Some(batches) = self.refresh {
+            return batches.find_use(token_hash).await;
+        }
+        let row: Option<RefreshUseRow> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("{REFRESH_USE_SELECT} WHERE r.token_hash = $1")))
+                .bind(token_hash)
+                .fetch_optional(self.writes)
+                .await?;
         row.map(RefreshUse::try_from).transpose()
     }
 
@@ -335,8 +343,8 @@ impl<'a> Grants<'a> {
     /// PostgreSQL, whose row locks let writers run side by side, takes one statement per query, so the insert
     /// rides in a `WITH` clause: one statement, whose two writes run on one snapshot.
     pub async fn rotate_refresh_token(&self, rotation: &Rotation<'_>) -> Result<bool, StorageError> {
-        if let Some(queue) = self.rotations {
-            return queue.rotate(rotation).await;
+        if let Some(batches) = self.refresh {
+            return batches.rotate(rotation).await;
         }
         let done = sqlx::query(ROTATE_POSTGRES)
             .bind(rotation.new_hash)

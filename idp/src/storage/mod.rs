@@ -15,11 +15,12 @@ use time::OffsetDateTime;
 use crate::config::DatabaseUrl;
 
 pub mod backchannel;
+mod batch;
 pub mod client_cache;
 pub mod clients;
 pub mod grants;
 pub mod keystore;
-mod rotations;
+mod refresh;
 pub mod users;
 
 #[cfg(test)]
@@ -124,8 +125,8 @@ pub struct Database {
     /// each page it needs from the file again (about 40 `pread`s per refresh grant at 100k users when the
     /// grant's read and writes went to whichever connection was free).
     writer: Option<AnyPool>,
-    /// SQLite: refresh-token rotations, written together through `writer` ([`rotations`]).
-    rotations: Option<rotations::RotationQueue>,
+    /// SQLite: the refresh grant's read and rotation, run in batches through `writer` ([`refresh`]).
+    refresh: Option<refresh::RefreshBatches>,
 }
 
 impl Database {
@@ -146,8 +147,8 @@ impl Database {
             }
             Backend::Postgres => None,
         };
-        let rotations = writer.clone().map(rotations::RotationQueue::start);
-        Ok(Database { pool, backend, writer, rotations })
+        let refresh = writer.as_ref().map(refresh::RefreshBatches::start);
+        Ok(Database { pool, backend, writer, refresh })
     }
 
     /// Whether the database is the embedded one (SQLite), whose log a server checkpoints itself.
@@ -205,7 +206,7 @@ impl Database {
     }
 
     pub fn grants(&self) -> Grants<'_> {
-        Grants::new(&self.pool, self.writer.as_ref().unwrap_or(&self.pool), self.rotations.as_ref())
+        Grants::new(&self.pool, self.writer.as_ref().unwrap_or(&self.pool), self.refresh.as_ref())
     }
 
     pub fn backchannel(&self) -> backchannel::Backchannel<'_> {

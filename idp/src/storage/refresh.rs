@@ -1,0 +1,285 @@
+//! SQLite: the refresh grant's read and rotation, each run in batches on the writer connection
+//! ([`super::batch`]).
+//!
+//! A batch of rotations is one transaction: `BEGIN IMMEDIATE`, then for each rotation the successor's
+//! `INSERT` and the conditional `UPDATE` that spends the presented token, then `COMMIT`. Besides the
+//! hand-overs, the commit is shared, and the pages the rotations share (the table's last leaf, above all)
+//! are logged once. It is all or nothing: if any statement fails, the transaction is rolled back and every
+//! rotation of the batch gets the error, with its token unspent. The rotations run in arrival order, so of
+//! two presentations of one token in a batch the first wins, as it would one after the other.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool};
+
+use super::StorageError;
+use super::batch::{Batcher, Job};
+use super::grants::{REFRESH_USE_SELECT, RefreshUse, RefreshUseRow, Rotation};
+
+/// The refresh grant's two batchers.
+#[derive(Debug, Clone)]
+pub(super) struct RefreshBatches {
+    pub(super) reads: Batcher<FindRefreshUse>,
+    pub(super) rotations: Batcher<Rotate>,
+}
+
+impl RefreshBatches {
+    pub(super) fn start(writer: &AnyPool) -> RefreshBatches {
+        RefreshBatches { reads: Batcher::start(writer.clone()), rotations: Batcher::start(writer.clone()) }
+    }
+
+    /// [`super::Grants::find_refresh_token_use`].
+    pub(super) async fn find_use(&self, token_hash: &str) -> Result<Option<RefreshUse>, StorageError> {
+        self.reads.run(FindRefreshUse { token_hash: token_hash.to_owned() }).await?
+    }
+
+    /// [`super::Grants::rotate_refresh_token`].
+    pub(super) async fn rotate(&self, rotation: &Rotation<'_>) -> Result<bool, StorageError> {
+        self.rotations
+            .run(Rotate {
+                old_hash: rotation.old_hash.to_owned(),
+                new_hash: rotation.new_hash.to_owned(),
+                grant_id: rotation.grant_id.to_owned(),
+                expires_at: rotation.expires_at,
+                now: rotation.now,
+            })
+            .await
+    }
+}
+
+/// Reads a refresh token with its grant and the grant's user.
+pub(super) struct FindRefreshUse {
+    token_hash: String,
+}
+
+impl Job for FindRefreshUse {
+    /// A row that no longer converts fails its own request only.
+    type Outcome = Result<Option<RefreshUse>, StorageError>;
+    const NAME: &'static str = "refresh-token reads";
+    const MAX_BATCH: usize = 64;
+
+    async fn run(
+        connection: &mut PoolConnection<Any>,
+        jobs: &[FindRefreshUse],
+    ) -> Result<Vec<Self::Outcome>, StorageError> {
+        // The list is padded to a power of two by repeating the last hash, so that the connection keeps
+        // seven prepared statements for these rather than sixty-four.
+        let slots = jobs.len().next_power_of_two();
+        let mut sql = format!("{REFRESH_USE_SELECT} WHERE r.token_hash IN (");
+        for k in 1..=slots {
+            // Writing to a String cannot fail.
+            let _ = write!(sql, "{}${k}", if k == 1 { "" } else { ", " });
+        }
+        sql.push(')');
+        let mut query = sqlx::query_as::<_, RefreshUseRow>(sqlx::AssertSqlSafe(sql));
+        for k in 0..slots {
+            query = query.bind(jobs[k.min(jobs.len() - 1)].token_hash.as_str());
+        }
+        let rows = query.fetch_all(&mut **connection).await?;
+        let found: HashMap<&str, &RefreshUseRow> = rows.iter().map(|row| (row.token_hash.as_str(), row)).collect();
+        // A token presented twice in one batch is read for both, which then race to rotate it.
+        Ok(jobs
+            .iter()
+            .map(|job| found.get(job.token_hash.as_str()).map(|row| RefreshUse::try_from((*row).clone())).transpose())
+            .collect())
+    }
+}
+
+/// Replaces a refresh token by its successor; the outcome is whether the presented token was spent.
+pub(super) struct Rotate {
+    old_hash: String,
+    new_hash: String,
+    grant_id: String,
+    expires_at: i64,
+    now: i64,
+}
+
+impl Job for Rotate {
+    type Outcome = bool;
+    const NAME: &'static str = "refresh-token rotations";
+    /// Five parameters each, far under SQLite's 32,766.
+    const MAX_BATCH: usize = 64;
+
+    async fn run(connection: &mut PoolConnection<Any>, jobs: &[Rotate]) -> Result<Vec<bool>, StorageError> {
+        let mut query = sqlx::query_as::<_, (String,)>(sqlx::AssertSqlSafe(rotations_sql(jobs.len())));
+        for rotation in jobs {
+            query = query
+                .bind(rotation.new_hash.as_str())
+                .bind(rotation.grant_id.as_str())
+                .bind(rotation.now)
+                .bind(rotation.expires_at)
+                .bind(rotation.old_hash.as_str());
+        }
+        let spent = match query.fetch_all(&mut **connection).await {
+            Ok(spent) => spent,
+            Err(e) => {
+                // SQLite stops at the failing statement, inside the transaction: end it here, or close the
+                // connection rather than hand it back with the transaction open.
+                if sqlx::query("ROLLBACK").execute(&mut **connection).await.is_err() {
+                    connection.close_on_drop();
+                }
+                return Err(e.into());
+            }
+        };
+        // One row per token spent, in the order of the batch: each rotation spends at most its own token.
+        let mut spent = spent.into_iter().map(|(hash,)| hash).peekable();
+        Ok(jobs.iter().map(|rotation| spent.next_if(|hash| *hash == rotation.old_hash).is_some()).collect())
+    }
+}
+
+/// `BEGIN IMMEDIATE`, then the two statements of each of `n` rotations, the successor first, the `k`-th
+/// rotation (from 0) taking parameters `$5k+1` to `$5k+5`, then `COMMIT`. `IMMEDIATE` takes the write lock
+/// at once, so that no statement of the batch meets it taken (by a session write on another connection).
+fn rotations_sql(n: usize) -> String {
+    let mut sql = String::with_capacity(32 + n * 250);
+    sql.push_str("BEGIN IMMEDIATE; ");
+    for k in 0..n {
+        let p = 5 * k;
+        // Writing to a String cannot fail.
+        let _ = write!(
+            sql,
+            "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) VALUES (${}, ${}, ${}, ${}); \
+             UPDATE refresh_tokens SET rotated_at = ${} WHERE token_hash = ${} AND rotated_at IS NULL \
+             RETURNING token_hash; ",
+            p + 1,
+            p + 2,
+            p + 3,
+            p + 4,
+            p + 3,
+            p + 5
+        );
+    }
+    sql.push_str("COMMIT");
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures_util::future::BoxFuture;
+
+    use super::*;
+    use crate::domain::grants::Grant;
+    use crate::storage::Database;
+    use crate::storage::contract_tests::{grant, rotation, sqlite};
+
+    /// Grant `g` with refresh tokens `rt0`, `rt1`… `rt{n-1}`.
+    async fn refresh_tokens(db: &Database, n: usize) {
+        let mut tx = db.grants().begin().await.unwrap();
+        tx.insert_grant(&Grant { user_id: "user".into(), ..grant("g") }).await.unwrap();
+        for i in 0..n {
+            tx.insert_refresh_token(&format!("rt{i}"), "g", 1, 1000).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+
+    /// Runs `jobs` while a transaction holds the writer connection: the first is taken by a batch that waits
+    /// for the writer, and the others queue behind it, so they form the next batch. Their outputs, in order.
+    async fn queued<T: Send + 'static>(db: &Database, jobs: Vec<BoxFuture<'static, T>>) -> Vec<T> {
+        let holding = db.grants().begin().await.unwrap();
+        let mut jobs = jobs.into_iter();
+        let mut tasks = vec![tokio::spawn(jobs.next().unwrap())];
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        tasks.extend(jobs.map(tokio::spawn));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(tasks.iter().all(|task| !task.is_finished()), "they wait for the writer connection");
+        holding.commit().await.unwrap();
+        let mut outputs = Vec::new();
+        for task in tasks {
+            outputs.push(tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap());
+        }
+        outputs
+    }
+
+    /// Rotates (presented, successor) pairs with [`queued`]: `first` alone, then the others in one batch.
+    async fn rotate_queued(
+        db: &Database,
+        first: (&str, &str),
+        then: &[(&str, &str)],
+    ) -> Vec<Result<bool, StorageError>> {
+        let rotate = |(old, new): (&str, &str)| -> BoxFuture<'static, _> {
+            let (db, old, new) = (db.clone(), old.to_owned(), new.to_owned());
+            Box::pin(async move { db.grants().rotate_refresh_token(&rotation(&old, &new, 2)).await })
+        };
+        queued(db, std::iter::once(first).chain(then.iter().copied()).map(rotate).collect()).await
+    }
+
+    async fn rotated_at(db: &Database, hash: &str) -> Option<i64> {
+        db.grants().find_refresh_token(hash).await.unwrap().unwrap().rotated_at
+    }
+
+    #[tokio::test]
+    async fn sqlite_rotations_that_queue_together_are_committed_together() {
+        let (db, _dir) = sqlite().await;
+        refresh_tokens(&db, 9).await;
+        // Everything copied: the next write starts the log again, so that the log counts what follows.
+        db.checkpoint(0).await.unwrap();
+        let then: Vec<(String, String)> = (1..9).map(|i| (format!("rt{i}"), format!("next{i}"))).collect();
+        let then: Vec<(&str, &str)> = then.iter().map(|(old, new)| (old.as_str(), new.as_str())).collect();
+        let outcomes = rotate_queued(&db, ("rt0", "next0"), &then).await;
+        assert!(outcomes.into_iter().all(|spent| spent.unwrap()), "every token is spent");
+        let (_busy, log, _copied): (i64, i64, i64) =
+            sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(db.pool()).await.unwrap();
+        // A commit logs each page it changed: here three (the table, its key and its grant index are one page
+        // each). Two batches log 6 frames; a commit per rotation would log 27, two per rotation 36.
+        assert!(log <= 8, "{log} frames logged for 9 rotations");
+    }
+
+    #[tokio::test]
+    async fn sqlite_a_failed_rotation_rolls_back_its_whole_batch() {
+        let (db, _dir) = sqlite().await;
+        refresh_tokens(&db, 3).await;
+        // rt2's successor would take rt1's hash: its insert fails, and with it the batch it shares with rt1.
+        let outcomes = rotate_queued(&db, ("rt0", "next0"), &[("rt1", "next1"), ("rt2", "rt1")]).await;
+        assert!(outcomes[0].as_ref().unwrap(), "the batch before is written");
+        assert!(outcomes[1].is_err() && outcomes[2].is_err(), "both rotations of the failed batch fail");
+        assert_eq!((rotated_at(&db, "rt1").await, rotated_at(&db, "rt2").await), (None, None), "nothing spent");
+        assert!(db.grants().find_refresh_token("next1").await.unwrap().is_none(), "no successor written");
+        assert!(db.grants().rotate_refresh_token(&rotation("rt1", "next1", 3)).await.unwrap(), "writes go on");
+    }
+
+    #[tokio::test]
+    async fn sqlite_of_two_presentations_of_a_token_in_one_batch_the_first_wins() {
+        let (db, _dir) = sqlite().await;
+        refresh_tokens(&db, 2).await;
+        let outcomes = rotate_queued(&db, ("rt0", "next0"), &[("rt1", "first"), ("rt1", "second")]).await;
+        let spent: Vec<bool> = outcomes.into_iter().map(Result::unwrap).collect();
+        assert_eq!(spent, [true, true, false]);
+        assert_eq!(rotated_at(&db, "rt1").await, Some(2));
+    }
+
+    #[test]
+    fn rotations_sql_numbers_each_rotation_parameters_from_where_the_last_stopped() {
+        let sql = rotations_sql(2);
+        assert!(sql.starts_with("BEGIN IMMEDIATE; INSERT INTO refresh_tokens"), "{sql}");
+        assert!(
+            sql.contains("VALUES ($1, $2, $3, $4); UPDATE refresh_tokens SET rotated_at = $3 WHERE token_hash = $5")
+        );
+        assert!(
+            sql.contains("VALUES ($6, $7, $8, $9); UPDATE refresh_tokens SET rotated_at = $8 WHERE token_hash = $10")
+        );
+        assert!(sql.ends_with("RETURNING token_hash; COMMIT"), "{sql}");
+        assert_eq!(sql.matches("INSERT").count(), 2);
+    }
+
+    #[tokio::test]
+    async fn sqlite_refresh_token_reads_queued_together_each_find_their_own_token() {
+        let (db, _dir) = sqlite().await;
+        refresh_tokens(&db, 3).await;
+        let read = |hash: &str| -> BoxFuture<'static, _> {
+            let (db, hash) = (db.clone(), hash.to_owned());
+            Box::pin(async move { db.grants().find_refresh_token_use(&hash).await.unwrap() })
+        };
+        let found = queued(&db, ["rt0", "rt2", "unknown", "rt1", "rt2"].map(read).into()).await;
+        let expiries: Vec<Option<i64>> = found.iter().map(|u| u.as_ref().map(|u| u.record.expires_at)).collect();
+        assert_eq!(expiries, [Some(1000), Some(1000), None, Some(1000), Some(1000)]);
+        // The tokens differ in nothing else here: tell them apart by spending one and reading again.
+        db.grants().rotate_refresh_token(&rotation("rt2", "next2", 2)).await.unwrap();
+        let found = queued(&db, ["rt0", "rt1", "rt2", "rt2"].map(read).into()).await;
+        let rotated: Vec<Option<i64>> = found.iter().map(|u| u.as_ref().unwrap().record.rotated_at).collect();
+        assert_eq!(rotated, [None, None, Some(2), Some(2)], "a token read twice in a batch is found for both");
+    }
+}
