@@ -191,14 +191,20 @@ impl TryFrom<RefreshUseRow> for RefreshUse {
     }
 }
 
-/// What the refresh grant reads of a token ([`RefreshUseRow`]), without its `WHERE` clause.
-pub(super) const REFRESH_USE_SELECT: &str = concat!(
-    "SELECT r.token_hash, r.expires_at AS token_expires_at, r.rotated_at, ",
-    grant_columns!(),
-    ", u.email AS user_email, u.name AS user_name, u.password_hash AS user_password_hash, \
-     u.created_at AS user_created_at \
-     FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id LEFT JOIN users u ON u.id = g.user_id"
-);
+/// What the refresh grant reads of a token ([`RefreshUseRow`]), without its `WHERE` clause: a macro, so that
+/// the one-token query is a constant too.
+macro_rules! refresh_use_select {
+    () => {
+        concat!(
+            "SELECT r.token_hash, r.expires_at AS token_expires_at, r.rotated_at, ",
+            grant_columns!(),
+            ", u.email AS user_email, u.name AS user_name, u.password_hash AS user_password_hash, \
+             u.created_at AS user_created_at \
+             FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id LEFT JOIN users u ON u.id = g.user_id"
+        )
+    };
+}
+pub(super) const REFRESH_USE_SELECT: &str = refresh_use_select!();
 
 /// [`Grants::rotate_refresh_token`] on PostgreSQL: the successor's `INSERT` and the spending `UPDATE` as one
 /// statement.
@@ -209,8 +215,8 @@ const ROTATE_POSTGRES: &str = "WITH successor AS (INSERT INTO refresh_tokens (to
 pub struct Grants<'a> {
     /// Reads.
     pool: &'a AnyPool,
-    /// Writes, and the refresh grant's read: SQLite's writer connection, else `pool` (see
-    /// [`super::Database`]). Waiting for it is bounded by the pool's 5 s acquire timeout (then 503).
+    /// Writes, and the refresh grant's read: SQLite's writer connection (which `refresh` batches for the
+    /// refresh grant), else `pool` (see [`super::Database`]). Waiting for it is bounded by the pool's 5 s acquire timeout (then 503).
     writes: &'a AnyPool,
     /// SQLite: the refresh grant's read and rotation, run in batches on the writer connection.
     refresh: Option<&'a RefreshBatches>,
@@ -318,16 +324,15 @@ impl<'a> Grants<'a> {
     }
 
     /// A refresh token with its grant and the grant's user, in one query: what the refresh grant reads. On
-    /// SQLite it is read on the writer connection, with the reads of concurrent requests ([`super::refresh`]).
+    /// SQLite it is read on the writer connection, with the reads of concurrent requests (`storage::refresh`).
     pub async fn find_refresh_token_use(&self, token_hash: &str) -> Result<Option<RefreshUse>, StorageError> {
         if let Some(batches) = self.refresh {
             return batches.find_use(token_hash).await;
         }
-        let row: Option<RefreshUseRow> =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("{REFRESH_USE_SELECT} WHERE r.token_hash = $1")))
-                .bind(token_hash)
-                .fetch_optional(self.writes)
-                .await?;
+        let row: Option<RefreshUseRow> = sqlx::query_as(concat!(refresh_use_select!(), " WHERE r.token_hash = $1"))
+            .bind(token_hash)
+            .fetch_optional(self.writes)
+            .await?;
         row.map(RefreshUse::try_from).transpose()
     }
 
@@ -339,7 +344,7 @@ impl<'a> Grants<'a> {
     /// the commit loses nothing. After it, as after any commit, an answer that never reaches the client costs
     /// the client its refresh token.
     ///
-    /// SQLite writes the rotations of concurrent requests together, in one transaction ([`super::rotations`]).
+    /// SQLite writes the rotations of concurrent requests together, in one transaction (`storage::refresh`).
     /// PostgreSQL, whose row locks let writers run side by side, takes one statement per query, so the insert
     /// rides in a `WITH` clause: one statement, whose two writes run on one snapshot.
     pub async fn rotate_refresh_token(&self, rotation: &Rotation<'_>) -> Result<bool, StorageError> {

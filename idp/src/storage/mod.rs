@@ -49,7 +49,8 @@ pub enum StorageError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Io(String),
-    /// One failure of a write made for several requests together (SQLite's batched refresh-token rotations).
+    /// One failure of a query run for several requests together (SQLite's batched refresh-token reads and
+    /// rotations, `storage::batch`), given to each of them.
     #[error(transparent)]
     Shared(Arc<StorageError>),
 }
