@@ -485,22 +485,23 @@ async fn a_transaction_dropped_while_it_begins_leaves_no_connection_inside_it(
         })
         .await;
         drop(begin);
-        // An abandoned start finishes, rolls back and goes back to the pool in tasks of their own: wait until
-        // every connection is back (two seconds at most), then ask the server about them.
-        let pool = db.pool();
+        // An abandoned start finishes, rolls back and goes back to the pool in tasks of their own, which may not
+        // even have begun yet: ask the server until no connection is inside a transaction (two seconds at
+        // most). One left inside for good stays so, and fails below.
+        let mut stuck: i64 = 0;
         for _ in 0..40 {
-            if pool.num_idle() == pool.size() as usize {
+            (stuck,) = sqlx::query_as(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
+            )
+            .fetch_one(&mut observer)
+            .await
+            .unwrap();
+            if stuck == 0 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let (stuck,): (i64,) = sqlx::query_as(
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
-        )
-        .fetch_one(&mut observer)
-        .await
-        .unwrap();
         assert_eq!(stuck, 0, "a connection stayed inside a transaction whose start was dropped at wait {waits}");
     }
     assert!(completed, "the last attempt waited long enough for the transaction to start");
