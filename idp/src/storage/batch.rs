@@ -1,12 +1,13 @@
-//! SQLite: requests for the writer connection gathered into batches, one query per batch.
+//! Requests of one kind gathered into batches, one query per batch, one batch at a time.
 //!
-//! On one core, the refresh grant's cost is mostly the database's. Each statement is a hand-over to sqlx's
-//! SQLite thread and back (a profile showed 31% of the samples in the kernel's task switch, 9.4 context
+//! On one core, the refresh grant's cost is mostly the database's. On SQLite each statement is a hand-over to
+//! sqlx's SQLite thread and back (a profile showed 31% of the samples in the kernel's task switch, 9.4 context
 //! switches per refresh), and each commit logs every page it changed again, which the checkpoint then
-//! copies. So the requests of one kind that arrive while the writer connection is busy wait in a queue, and
-//! one task runs whatever has gathered as a single query: one hand-over, and for writes one commit, per
-//! batch. A request that finds the queue empty is a batch of one, run as soon as the connection is free:
-//! batching adds no delay of its own.
+//! copies. On PostgreSQL each query is a round trip, and each commit a flush of the server's log. So the
+//! requests of one kind that arrive while a batch runs wait in a queue, and one task runs whatever has
+//! gathered as a single query: one hand-over or round trip, and for writes one commit, per batch. A request
+//! that finds the queue empty is a batch of one, run at once: batching adds no delay of its own. (On
+//! PostgreSQL, two or four batches at a time gave smaller batches and fewer refreshes per second, not more.)
 //!
 //! The task runs each batch on behalf of its requests, so a request dropped meanwhile cannot leave a query
 //! half-done. A batch that fails fails for all of its requests, with the same error.
@@ -29,7 +30,7 @@ pub(super) trait Job: Send + Sized + 'static {
     /// At most this many in one batch.
     const MAX_BATCH: usize;
 
-    /// Runs `jobs` on the writer connection: one outcome per job, in order, or one error for all.
+    /// Runs `jobs` on `connection`: one outcome per job, in order, or one error for all.
     fn run(
         connection: &mut PoolConnection<Any>,
         jobs: &[Self],
@@ -45,10 +46,11 @@ pub(super) struct Batcher<J: Job> {
 }
 
 impl<J: Job> Batcher<J> {
-    /// Starts the task that runs the queued jobs through `writer`, SQLite's writer connection.
-    pub(super) fn start(writer: AnyPool) -> Batcher<J> {
+    /// Starts the task that runs the queued jobs through `pool` (SQLite's writer connection, or PostgreSQL's
+    /// pool).
+    pub(super) fn start(pool: AnyPool) -> Batcher<J> {
         let (sender, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(run_batches(writer, receiver));
+        tokio::spawn(run_batches(pool, receiver));
         Batcher { sender }
     }
 
@@ -77,11 +79,11 @@ fn stopped() -> StorageError {
     StorageError::Unavailable(sqlx::Error::PoolClosed)
 }
 
-async fn run_batches<J: Job>(writer: AnyPool, mut queue: mpsc::UnboundedReceiver<(J, Reply<J>)>) {
+async fn run_batches<J: Job>(pool: AnyPool, mut queue: mpsc::UnboundedReceiver<(J, Reply<J>)>) {
     let mut queued = Vec::with_capacity(J::MAX_BATCH);
     while queue.recv_many(&mut queued, J::MAX_BATCH).await > 0 {
         let (jobs, replies): (Vec<J>, Vec<Reply<J>>) = queued.drain(..).unzip();
-        let outcomes = match writer.acquire().await {
+        let outcomes = match pool.acquire().await {
             Ok(mut connection) => J::run(&mut connection, &jobs).await,
             Err(e) => Err(e.into()),
         };

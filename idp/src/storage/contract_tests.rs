@@ -55,6 +55,8 @@ macro_rules! contract {
     };
 }
 
+pub(crate) use contract;
+
 contract!(
     migrations_are_idempotent,
     user_is_found_by_id_and_by_normalised_email,

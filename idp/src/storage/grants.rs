@@ -205,25 +205,22 @@ macro_rules! refresh_use_select {
     };
 }
 pub(super) const REFRESH_USE_SELECT: &str = refresh_use_select!();
-
-/// [`Grants::rotate_refresh_token`] on PostgreSQL: the successor's `INSERT` and the spending `UPDATE` as one
-/// statement.
-const ROTATE_POSTGRES: &str = "WITH successor AS (INSERT INTO refresh_tokens (token_hash, grant_id, created_at, \
-     expires_at) VALUES ($1, $2, $3, $4)) \
-     UPDATE refresh_tokens SET rotated_at = $3 WHERE token_hash = $5 AND rotated_at IS NULL";
+/// The refresh uses of a batch on PostgreSQL, their hashes joined by spaces in `$1` (`storage::refresh`).
+pub(super) const REFRESH_USES_SELECT_POSTGRES: &str =
+    concat!(refresh_use_select!(), " WHERE r.token_hash = ANY (string_to_array($1, ' '))");
 
 pub struct Grants<'a> {
     /// Reads.
     pool: &'a AnyPool,
-    /// Writes, and the refresh grant's read: SQLite's writer connection (which `refresh` batches for the
-    /// refresh grant), else `pool` (see [`super::Database`]). Waiting for it is bounded by the pool's 5 s acquire timeout (then 503).
+    /// Writes: SQLite's writer connection, else `pool` (see [`super::Database`]). Waiting for it is bounded by
+    /// the pool's 5 s acquire timeout (then 503).
     writes: &'a AnyPool,
-    /// SQLite: the refresh grant's read and rotation, run in batches on the writer connection.
-    refresh: Option<&'a RefreshBatches>,
+    /// The refresh grant's read and rotation, run in batches (`storage::refresh`).
+    refresh: &'a RefreshBatches,
 }
 
 impl<'a> Grants<'a> {
-    pub(super) fn new(pool: &'a AnyPool, writes: &'a AnyPool, refresh: Option<&'a RefreshBatches>) -> Self {
+    pub(super) fn new(pool: &'a AnyPool, writes: &'a AnyPool, refresh: &'a RefreshBatches) -> Self {
         Grants { pool, writes, refresh }
     }
 
@@ -323,17 +320,10 @@ impl<'a> Grants<'a> {
         row.map(RefreshRecord::try_from).transpose()
     }
 
-    /// A refresh token with its grant and the grant's user, in one query: what the refresh grant reads. On
-    /// SQLite it is read on the writer connection, with the reads of concurrent requests (`storage::refresh`).
+    /// A refresh token with its grant and the grant's user: what the refresh grant reads. It is read in one
+    /// query with the reads of concurrent requests (`storage::refresh`), on SQLite's writer connection.
     pub async fn find_refresh_token_use(&self, token_hash: &str) -> Result<Option<RefreshUse>, StorageError> {
-        if let Some(batches) = self.refresh {
-            return batches.find_use(token_hash).await;
-        }
-        let row: Option<RefreshUseRow> = sqlx::query_as(concat!(refresh_use_select!(), " WHERE r.token_hash = $1"))
-            .bind(token_hash)
-            .fetch_optional(self.writes)
-            .await?;
-        row.map(RefreshUse::try_from).transpose()
+        self.refresh.find_use(token_hash).await
     }
 
     /// Replaces a refresh token by its successor; false, with the presented token left as it was, when it had
@@ -344,22 +334,9 @@ impl<'a> Grants<'a> {
     /// the commit loses nothing. After it, as after any commit, an answer that never reaches the client costs
     /// the client its refresh token.
     ///
-    /// SQLite writes the rotations of concurrent requests together, in one transaction (`storage::refresh`).
-    /// PostgreSQL, whose row locks let writers run side by side, takes one statement per query, so the insert
-    /// rides in a `WITH` clause: one statement, whose two writes run on one snapshot.
+    /// The rotations of concurrent requests are written together, in one transaction (`storage::refresh`).
     pub async fn rotate_refresh_token(&self, rotation: &Rotation<'_>) -> Result<bool, StorageError> {
-        if let Some(batches) = self.refresh {
-            return batches.rotate(rotation).await;
-        }
-        let done = sqlx::query(ROTATE_POSTGRES)
-            .bind(rotation.new_hash)
-            .bind(rotation.grant_id)
-            .bind(rotation.now)
-            .bind(rotation.expires_at)
-            .bind(rotation.old_hash)
-            .execute(self.writes)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        self.refresh.rotate(rotation).await
     }
 
     /// Whether a user access token (`jti`, of grant `grant_id`) is still active: its grant not revoked, nor

@@ -49,7 +49,7 @@ pub enum StorageError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Io(String),
-    /// One failure of a query run for several requests together (SQLite's batched refresh-token reads and
+    /// One failure of a query run for several requests together (the batched refresh-token reads and
     /// rotations, `storage::batch`), given to each of them.
     #[error(transparent)]
     Shared(Arc<StorageError>),
@@ -126,8 +126,9 @@ pub struct Database {
     /// each page it needs from the file again (about 40 `pread`s per refresh grant at 100k users when the
     /// grant's read and writes went to whichever connection was free).
     writer: Option<AnyPool>,
-    /// SQLite: the refresh grant's read and rotation, run in batches through `writer` ([`refresh`]).
-    refresh: Option<refresh::RefreshBatches>,
+    /// The refresh grant's read and rotation, run in batches ([`refresh`]): through `writer` on SQLite, the pool
+    /// on PostgreSQL.
+    refresh: refresh::RefreshBatches,
 }
 
 impl Database {
@@ -148,7 +149,7 @@ impl Database {
             }
             Backend::Postgres => None,
         };
-        let refresh = writer.as_ref().map(refresh::RefreshBatches::start);
+        let refresh = refresh::RefreshBatches::start(writer.as_ref().unwrap_or(&pool));
         Ok(Database { pool, backend, writer, refresh })
     }
 
@@ -207,7 +208,7 @@ impl Database {
     }
 
     pub fn grants(&self) -> Grants<'_> {
-        Grants::new(&self.pool, self.writer.as_ref().unwrap_or(&self.pool), self.refresh.as_ref())
+        Grants::new(&self.pool, self.writer.as_ref().unwrap_or(&self.pool), &self.refresh)
     }
 
     pub fn backchannel(&self) -> backchannel::Backchannel<'_> {
