@@ -25,6 +25,8 @@ CONNECTIONS=${CONNECTIONS:-32}
 BACKEND=${BACKEND:-sqlite}
 ID_TOKEN_ALG=${ID_TOKEN_ALG:-ES256}
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
+# Loopback without TLS: over TLS, sqlx 0.9.0 can hold a query 40 ms (docs/deployment.md).
+PG_PARAMS=${PG_PARAMS-sslmode=disable}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 PORT=${PORT:-18090}
@@ -48,7 +50,7 @@ seed_db() {
   if [ "$BACKEND" = sqlite ]; then
     echo "sqlite://$work/seed.db"
   else
-    echo "$PG_URL/idp_ab_seed"
+    echo "$PG_URL/idp_ab_seed${PG_PARAMS:+?$PG_PARAMS}"
   fi
 }
 fresh_db() {  # a copy of the seeded database for one run
@@ -59,7 +61,7 @@ fresh_db() {  # a copy of the seeded database for one run
     echo "sqlite://$work/run.db"
   else
     psql "$PG_URL/postgres" -qc 'DROP DATABASE IF EXISTS idp_ab' -c 'CREATE DATABASE idp_ab TEMPLATE idp_ab_seed'
-    echo "$PG_URL/idp_ab"
+    echo "$PG_URL/idp_ab${PG_PARAMS:+?$PG_PARAMS}"
   fi
 }
 idp_env() {  # database-url

@@ -33,6 +33,8 @@ PEER_LEVEL=${PEER_LEVEL:-100000}
 ID_TOKEN_ALG=${ID_TOKEN_ALG:-ES256}
 SAMPLE=${SAMPLE:-9000}
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
+# Loopback without TLS: over TLS, sqlx 0.9.0 can hold a query 40 ms (docs/deployment.md).
+PG_PARAMS=${PG_PARAMS-sslmode=disable}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 OUT=${OUT:-bench/results}
@@ -192,7 +194,7 @@ for backend in "${backends[@]}"; do
       db="sqlite://$dir/idp.db"
     else
       psql "$PG_URL/postgres" -qc 'DROP DATABASE IF EXISTS idp_bench' -c 'CREATE DATABASE idp_bench'
-      db="$PG_URL/idp_bench"
+      db="$PG_URL/idp_bench${PG_PARAMS:+?$PG_PARAMS}"
     fi
     env $(ours_env ES256 "$dir" "$db") "$SEED" --users "$level" --sample "$SAMPLE" --out "$dir/seed" \
       --id-token-alg "$ID_TOKEN_ALG"
