@@ -321,7 +321,8 @@ impl<'a> Grants<'a> {
     }
 
     /// A refresh token with its grant and the grant's user: what the refresh grant reads. It is read in one
-    /// query with the reads of concurrent requests (`storage::refresh`), on SQLite's writer connection.
+    /// query with the reads of concurrent requests (`storage::refresh`): on SQLite's writer connection, or on
+    /// PostgreSQL's pool.
     pub async fn find_refresh_token_use(&self, token_hash: &str) -> Result<Option<RefreshUse>, StorageError> {
         self.refresh.find_use(token_hash).await
     }
