@@ -13,6 +13,7 @@
 # bench_seed of this checkout (SEED), so both builds must share its schema. Loopback only, bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 [ $# -eq 2 ] || { sed -n '2,12p' "$0"; exit 2; }
 A=$(realpath "$1") B=$(realpath "$2")
@@ -24,11 +25,6 @@ DURATION=${DURATION:-12s}
 CONNECTIONS=${CONNECTIONS:-32}
 BACKEND=${BACKEND:-sqlite}
 ID_TOKEN_ALG=${ID_TOKEN_ALG:-ES256}
-PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
-# Loopback without TLS: over TLS, sqlx 0.9.0 can hold a query 40 ms (docs/deployment.md).
-PG_PARAMS=${PG_PARAMS-sslmode=disable}
-SERVER_CPU=${SERVER_CPU:-0}
-LOAD_CPU=${LOAD_CPU:-1}
 PORT=${PORT:-18090}
 SEED=${SEED:-${CARGO_TARGET_DIR:-$HOME/.cache/idp-bench-target}/release/examples/bench_seed}
 
@@ -50,7 +46,7 @@ seed_db() {
   if [ "$BACKEND" = sqlite ]; then
     echo "sqlite://$work/seed.db"
   else
-    echo "$PG_URL/idp_ab_seed${PG_PARAMS:+?$PG_PARAMS}"
+    pg_db idp_ab_seed
   fi
 }
 fresh_db() {  # a copy of the seeded database for one run
@@ -61,13 +57,10 @@ fresh_db() {  # a copy of the seeded database for one run
     echo "sqlite://$work/run.db"
   else
     psql "$PG_URL/postgres" -qc 'DROP DATABASE IF EXISTS idp_ab' -c 'CREATE DATABASE idp_ab TEMPLATE idp_ab_seed'
-    echo "$PG_URL/idp_ab${PG_PARAMS:+?$PG_PARAMS}"
+    pg_db idp_ab
   fi
 }
-idp_env() {  # database-url
-  echo "IDP_BIND=127.0.0.1:$PORT IDP_ISSUER=http://127.0.0.1:$PORT IDP_DATABASE_URL=$1 IDP_KEYS_DIR=$work/keys \
-IDP_SIGNING_ALGS=RS256,ES256 IDP_ACCESS_TOKEN_ALG=ES256 RUST_LOG=warn"
-}
+idp_env() { ours_env "$PORT" ES256 "$work" "$1"; }  # database-url
 
 echo "== seeding $USERS users on $BACKEND"
 if [ "$BACKEND" = postgres ]; then
@@ -92,11 +85,11 @@ for pair in $(seq 1 "$PAIRS"); do
     db=$(fresh_db)
     env $(idp_env "$db") taskset -c "$SERVER_CPU" "$bin" serve >"$work/server.log" 2>&1 &
     server=$!
-    for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/readyz" && break; sleep 0.1; done
-    before=$(awk '{ print $14 + $15 }' "/proc/$server/stat")
+    wait_ready "http://127.0.0.1:$PORT/readyz"
+    before=$(cpu_ticks "$server")
     WRK_REPORT="$work/report.json" taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" \
       -s bench/wrk/tokens.lua "http://127.0.0.1:$PORT" -- "${args[@]}" >/dev/null
-    after=$(awk '{ print $14 + $15 }' "/proc/$server/stat")
+    after=$(cpu_ticks "$server")
     kill "$server"; wait "$server" 2>/dev/null || true; server=
     python3 - "$work/report.json" "$((after - before))" "$(getconf CLK_TCK)" $build "$pair" <<'EOF' \
       | tee -a "$work/runs.tsv"

@@ -24,6 +24,7 @@
 # Output: bench/results/<run>.json (wrk reports), runs.tsv and summary.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-32}
@@ -32,11 +33,6 @@ LEVELS=${LEVELS:-"1000 100000 1000000"}
 PEER_LEVEL=${PEER_LEVEL:-100000}
 ID_TOKEN_ALG=${ID_TOKEN_ALG:-ES256}
 SAMPLE=${SAMPLE:-9000}
-PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
-# Loopback without TLS: over TLS, sqlx 0.9.0 can hold a query 40 ms (docs/deployment.md).
-PG_PARAMS=${PG_PARAMS-sslmode=disable}
-SERVER_CPU=${SERVER_CPU:-0}
-LOAD_CPU=${LOAD_CPU:-1}
 OUT=${OUT:-bench/results}
 OURS_PORT=${OURS_PORT:-18080}
 PEER_PORT=${PEER_PORT:-13000}
@@ -60,18 +56,8 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-wait_ready() {  # url [tries]
-  for _ in $(seq 1 "${2:-100}"); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done
-  echo "server at $1 did not start"; exit 1
-}
-
-ours_env() {  # alg dir database-url (IDP_SIGNING_ALGS drops the repeat when alg is RS256)
-  echo "IDP_BIND=127.0.0.1:$OURS_PORT IDP_ISSUER=http://127.0.0.1:$OURS_PORT IDP_DATABASE_URL=$3 \
-IDP_KEYS_DIR=$2/keys IDP_SIGNING_ALGS=RS256,$1 IDP_ACCESS_TOKEN_ALG=$1 RUST_LOG=warn"
-}
-
 start_ours() {  # alg dir database-url → OURS_PID
-  env $(ours_env "$1" "$2" "$3") taskset -c "$SERVER_CPU" "$IDP" serve >"$2/log" 2>&1 &
+  env $(ours_env "$OURS_PORT" "$1" "$2" "$3") taskset -c "$SERVER_CPU" "$IDP" serve >"$2/log" 2>&1 &
   OURS_PID=$!; pids+=("$OURS_PID")
   wait_ready "http://127.0.0.1:$OURS_PORT/readyz"
 }
@@ -88,8 +74,6 @@ start_peer() {  # alg [seed-users seed-dir] → PEER_PID
 }
 
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
-
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 # run_load SCENARIO LEVEL BACKEND SERVER RUN PID COMMAND…: one bounded load run, whose command writes its
 # report to $REPORT, with the server's CPU time over it.
@@ -135,7 +119,7 @@ for alg in $ALGS; do
   echo "== client credentials, $alg"
   dir="$work/ours-$alg"; mkdir -p "$dir"
   start_ours "$alg" "$dir" "sqlite://$dir/idp.db"
-  created=$(env $(ours_env "$alg" "$dir" "sqlite://$dir/idp.db") "$IDP" client create --name bench \
+  created=$(env $(ours_env "$OURS_PORT" "$alg" "$dir" "sqlite://$dir/idp.db") "$IDP" client create --name bench \
     --grant-type client_credentials --scope media.read)
   ours_basic=$(basic "$(json_field <(echo "$created") client_id)" "$(json_field <(echo "$created") client_secret)")
   start_peer "$alg"
@@ -194,9 +178,9 @@ for backend in "${backends[@]}"; do
       db="sqlite://$dir/idp.db"
     else
       psql "$PG_URL/postgres" -qc 'DROP DATABASE IF EXISTS idp_bench' -c 'CREATE DATABASE idp_bench'
-      db="$PG_URL/idp_bench${PG_PARAMS:+?$PG_PARAMS}"
+      db=$(pg_db idp_bench)
     fi
-    env $(ours_env ES256 "$dir" "$db") "$SEED" --users "$level" --sample "$SAMPLE" --out "$dir/seed" \
+    env $(ours_env "$OURS_PORT" ES256 "$dir" "$db") "$SEED" --users "$level" --sample "$SAMPLE" --out "$dir/seed" \
       --id-token-alg "$ID_TOKEN_ALG"
     start_ours ES256 "$dir" "$db"
     ours_basic=$(basic "$(json_field "$dir/seed/client.json" client_id)" "$(json_field "$dir/seed/client.json" client_secret)")

@@ -1,0 +1,26 @@
+# Shared by bench/run.sh and bench/ab.sh (sourced, from the repository's root): the defaults both take from
+# the environment, and the helpers that start our issuer and measure it.
+
+PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
+# Loopback without TLS: over TLS, sqlx 0.9.0 can hold a query 40 ms (docs/deployment.md).
+PG_PARAMS=${PG_PARAMS-sslmode=disable}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+
+# pg_db NAME: the issuer's URL of the PostgreSQL database NAME.
+pg_db() { echo "$PG_URL/$1${PG_PARAMS:+?$PG_PARAMS}"; }
+
+# ours_env PORT ALG DIR DATABASE-URL: our issuer's environment, its keys under DIR/keys and its access tokens
+# signed with ALG (IDP_SIGNING_ALGS drops the repeat when ALG is RS256).
+ours_env() {
+  echo "IDP_BIND=127.0.0.1:$1 IDP_ISSUER=http://127.0.0.1:$1 IDP_DATABASE_URL=$4 IDP_KEYS_DIR=$3/keys \
+IDP_SIGNING_ALGS=RS256,$2 IDP_ACCESS_TOKEN_ALG=$2 RUST_LOG=warn"
+}
+
+wait_ready() {  # url [tries of 0.1 s]
+  for _ in $(seq 1 "${2:-100}"); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done
+  echo "server at $1 did not start"; exit 1
+}
+
+# The user and system CPU time of process PID so far, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
