@@ -192,7 +192,7 @@ impl TryFrom<RefreshUseRow> for RefreshUse {
 }
 
 /// What the refresh grant reads of a token ([`RefreshUseRow`]), without its `WHERE` clause: a macro, so that
-/// the one-token query is a constant too.
+/// the PostgreSQL batch's query, which adds one, is a constant too.
 macro_rules! refresh_use_select {
     () => {
         concat!(

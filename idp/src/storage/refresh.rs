@@ -9,7 +9,8 @@
 //!   one commit, and the pages the rotations share (the table's last leaf, above all) logged once.
 //! - PostgreSQL takes one statement per prepared query, so a batch is one statement over lists: the
 //!   successors' `INSERT` in a `WITH` clause, on the snapshot of the `UPDATE` that spends the presented
-//!   tokens. One round trip and one commit (one log flush) per batch rather than per refresh, and one prepared
+//!   tokens, which it locks first in the order of their hashes (so that two nodes' batches cannot deadlock;
+//!   see `ROTATE_POSTGRES`). One round trip and one commit (one log flush) per batch rather than per refresh, and one prepared
 //!   statement for any batch size (1.5x the refreshes per second of a query per request, at 100k users).
 //!
 //! Reads: the token, its grant and its user for every request of the batch in one `SELECT`.
