@@ -18,17 +18,25 @@ use crate::domain::users::{DisplayName, NewUser, User, UserId};
 use crate::storage::grants::{CodeRecord, Rotation};
 
 pub(crate) async fn sqlite() -> (Database, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = DatabaseUrl::Sqlite(format!("sqlite://{}", dir.path().join("idp.db").display()));
-    let db = Database::connect(&url).await.unwrap();
+    let (db, dir) = sqlite_unmigrated().await;
     db.migrate().await.unwrap();
     (db, dir)
 }
 
+async fn sqlite_unmigrated() -> (Database, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = DatabaseUrl::Sqlite(format!("sqlite://{}", dir.path().join("idp.db").display()));
+    (Database::connect(&url).await.unwrap(), dir)
+}
+
 pub(crate) async fn postgres(options: sqlx::postgres::PgConnectOptions) -> Database {
-    let db = Database::connect(&DatabaseUrl::Postgres(options.to_url_lossy().to_string())).await.unwrap();
+    let db = postgres_unmigrated(options).await;
     db.migrate().await.unwrap();
     db
+}
+
+async fn postgres_unmigrated(options: sqlx::postgres::PgConnectOptions) -> Database {
+    Database::connect(&DatabaseUrl::Postgres(options.to_url_lossy().to_string())).await.unwrap()
 }
 
 /// Generates `sqlite::NAME` and `postgres::NAME` for each contract `NAME(db: Database)`.
@@ -73,6 +81,7 @@ contract!(
     a_refresh_token_is_found_with_its_user,
     a_refresh_token_of_a_deleted_user_is_found_without_its_user,
     an_unknown_refresh_token_is_not_found_for_use,
+    a_refresh_token_whose_grant_is_gone_is_not_found_for_use,
     revoking_a_grant_deactivates_its_access_tokens,
     a_user_access_token_revoked_alone_leaves_its_grant_live,
     a_user_access_token_grant_is_read_with_its_user,
@@ -291,6 +300,49 @@ async fn a_refresh_token_of_a_deleted_user_is_found_without_its_user(db: Databas
 
 async fn an_unknown_refresh_token_is_not_found_for_use(db: Database) {
     assert!(db.grants().find_refresh_token_use("unknown").await.unwrap().is_none());
+}
+
+/// No foreign key ties a refresh token to its grant (migration 0006): every use reads the token with its grant,
+/// and a token without one is refused like an unknown token.
+async fn a_refresh_token_whose_grant_is_gone_is_not_found_for_use(db: Database) {
+    user_with_refresh_token(&db).await;
+    sqlx::query("DELETE FROM grants").execute(db.pool()).await.unwrap();
+    assert!(db.grants().find_refresh_token_use("rt").await.unwrap().is_none());
+}
+
+/// Migration 0006 rebuilds the refresh-token table: the tokens written before it, spent or not, are still there
+/// after it, and still name their grant.
+async fn refresh_tokens_outlive_the_rebuild_of_their_table(db: Database) {
+    super::MIGRATOR.run_to(5, db.pool()).await.unwrap();
+    user_with_refresh_token(&db).await;
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at, rotated_at) \
+         VALUES ('spent', 'g', 1, 9000000000, 2)",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    db.migrate().await.unwrap();
+    let grants = db.grants();
+    let unspent = grants.find_refresh_token_use("rt").await.unwrap().expect("the unspent token");
+    let spent = grants.find_refresh_token_use("spent").await.unwrap().expect("the spent token");
+    assert_eq!((unspent.record.grant.id.as_str(), unspent.record.rotated_at), ("g", None));
+    assert_eq!((spent.record.grant.id.as_str(), spent.record.rotated_at), ("g", Some(2)));
+}
+
+#[tokio::test]
+async fn sqlite_refresh_tokens_outlive_the_rebuild_of_their_table() {
+    let (db, _dir) = sqlite_unmigrated().await;
+    refresh_tokens_outlive_the_rebuild_of_their_table(db).await;
+}
+
+#[cfg_attr(not(postgres_tests), ignore = "set DATABASE_URL to run the PostgreSQL suite")]
+#[sqlx::test(migrations = false)]
+async fn postgres_refresh_tokens_outlive_the_rebuild_of_their_table(
+    _: sqlx::postgres::PgPoolOptions,
+    options: sqlx::postgres::PgConnectOptions,
+) {
+    refresh_tokens_outlive_the_rebuild_of_their_table(postgres_unmigrated(options).await).await;
 }
 
 async fn revoking_a_grant_deactivates_its_access_tokens(db: Database) {
