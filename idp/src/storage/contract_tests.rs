@@ -553,19 +553,6 @@ async fn a_transaction_dropped_while_it_begins_leaves_no_connection_inside_it(
     assert!(completed, "the last attempt waited long enough for the transaction to start");
 }
 
-/// PostgreSQL connections use generic plans for their prepared statements: planning at every execution was a
-/// quarter of the database's time per refresh (`pool_options`).
-#[cfg_attr(not(postgres_tests), ignore = "set DATABASE_URL to run the PostgreSQL suite")]
-#[sqlx::test(migrations = false)]
-async fn postgres_connections_plan_their_statements_once(
-    _: sqlx::postgres::PgPoolOptions,
-    options: sqlx::postgres::PgConnectOptions,
-) {
-    let db = postgres(options).await;
-    let (mode,): (String,) = sqlx::query_as("SHOW plan_cache_mode").fetch_one(db.pool()).await.unwrap();
-    assert_eq!(mode, "force_generic_plan");
-}
-
 /// A PostgreSQL connection that broke while idle in the pool (here its server process is ended, as by a restart
 /// or a fail-over) is found before use and replaced: the next query succeeds. PostgreSQL only: a SQLite
 /// connection is a file handle, with no server to lose.

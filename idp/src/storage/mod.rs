@@ -245,12 +245,6 @@ fn pool_options(backend: Backend, max: u32) -> AnyPoolOptions {
                          PRAGMA wal_autocheckpoint = 0;",
                     )
                     .await?;
-                } else {
-                    // Every statement is prepared once per connection and takes keys that do not change its
-                    // best plan. By default PostgreSQL plans again at each of its executions until the
-                    // generic plan looks no dearer, which for the refresh grant's batches, whose estimates
-                    // follow the batch's size, never happened: a quarter of PostgreSQL's time per refresh.
-                    conn.execute("SET plan_cache_mode = force_generic_plan").await?;
                 }
                 Ok(())
             })
