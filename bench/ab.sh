@@ -9,13 +9,14 @@
 #   bench/ab.sh OLD_IDP NEW_IDP                   # refresh grant, 100k users, SQLite, 2 pairs
 #   SCENARIO=userinfo BACKEND=postgres PAIRS=3 bench/ab.sh OLD_IDP NEW_IDP
 #
-# SCENARIO: refresh | introspect-refresh | introspect-access | userinfo. The seed is written by the
+# SCENARIO: refresh | code | introspect-refresh | introspect-access | userinfo (code: the authorization-code
+# grant, CODES codes minted into each run's copy just before it, as they live 60 s). The seed is written by the
 # bench_seed of this checkout (SEED), so both builds must share its schema. Loopback only, bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 
-[ $# -eq 2 ] || { sed -n '2,12p' "$0"; exit 2; }
+[ $# -eq 2 ] || { sed -n '2,13p' "$0"; exit 2; }
 A=$(realpath "$1") B=$(realpath "$2")
 SCENARIO=${SCENARIO:-refresh}
 USERS=${USERS:-100000}
@@ -27,6 +28,7 @@ BACKEND=${BACKEND:-sqlite}
 ID_TOKEN_ALG=${ID_TOKEN_ALG:-ES256}
 PORT=${PORT:-18090}
 SEED=${SEED:-${CARGO_TARGET_DIR:-$HOME/.cache/idp-bench-target}/release/examples/bench_seed}
+CODES=${CODES:-$((8000 * ${DURATION%s}))}
 
 for tool in taskset wrk curl python3 "$SEED"; do
   command -v "$tool" >/dev/null || { echo "bench/ab.sh needs $tool"; exit 1; }
@@ -72,6 +74,7 @@ basic=$(python3 -c 'import base64,json,sys; c=json.load(open(sys.argv[1]));
 print(base64.b64encode((c["client_id"] + ":" + c["client_secret"]).encode()).decode())' "$work/seed/client.json")
 case $SCENARIO in
   refresh) args=(refresh "$basic" /token "$work/seed/refresh_tokens.txt") ;;
+  code) args=(code "$basic" /token "$work/seed/codes.txt" "$RP_REDIRECT_URI" "$CODE_VERIFIER") ;;
   introspect-refresh) args=(introspect "$basic" /introspect "$work/seed/refresh_tokens.txt" refresh_token) ;;
   introspect-access) args=(introspect "$basic" /introspect "$work/seed/access_tokens.txt" access_token) ;;
   userinfo) args=(bearer /userinfo "$work/seed/access_tokens.txt") ;;
@@ -83,6 +86,7 @@ for pair in $(seq 1 "$PAIRS"); do
   for build in A B; do
     bin=$A; [ $build = B ] && bin=$B
     db=$(fresh_db)
+    if [ "$SCENARIO" = code ]; then env $(idp_env "$db") "$SEED" --codes "$CODES" --out "$work/seed"; fi
     env $(idp_env "$db") taskset -c "$SERVER_CPU" "$bin" serve >"$work/server.log" 2>&1 &
     server=$!
     wait_ready "http://127.0.0.1:$PORT/readyz"

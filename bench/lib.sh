@@ -5,6 +5,10 @@ PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432}
 # Loopback without TLS: over TLS, sqlx 0.9.0 can hold a query 40 ms (docs/deployment.md).
 PG_PARAMS=${PG_PARAMS-sslmode=disable}
 SERVER_CPU=${SERVER_CPU:-0}
+# The authorization-code scenario: the relying party's redirect URI, and RFC 7636 Appendix B's verifier, whose
+# challenge every minted code carries (idp/examples/bench_seed.rs, bench/peer/server.mjs).
+RP_REDIRECT_URI=https://rp.bench.test/callback
+CODE_VERIFIER=dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk
 LOAD_CPU=${LOAD_CPU:-1}
 
 # pg_db NAME: the issuer's URL of the PostgreSQL database NAME.

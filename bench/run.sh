@@ -13,8 +13,10 @@
 #   introspect-refresh   introspection of a refresh token (both: a stored, opaque token)
 #   refresh              the refresh-token grant with rotation and a new ID token (signed with ID_TOKEN_ALG,
 #                        ES256 by default; RS256 is the other choice), each token used once
+#   code                 the authorization-code grant with PKCE (S256): access, ID and refresh tokens for a code
+#                        minted just before the run (CODES of them; codes live 60 s), each code used once
 #   login                browsers signing in with a password (ours only; measured against the argon2 limit)
-# The last four run on databases of LEVELS users (each with a grant and a refresh token),
+# userinfo to login run on databases of LEVELS users (each with a grant and a refresh token),
 # seeded by idp/examples/bench_seed.rs (and by the peer itself): on SQLite, and on PostgreSQL when PG_URL
 # answers. The peer, whose store is in memory, runs beside ours at PEER_LEVEL on SQLite.
 #
@@ -36,6 +38,8 @@ SAMPLE=${SAMPLE:-9000}
 OUT=${OUT:-bench/results}
 OURS_PORT=${OURS_PORT:-18080}
 PEER_PORT=${PEER_PORT:-13000}
+PEER_ADMIN_PORT=${PEER_ADMIN_PORT:-13001}
+CODES=${CODES:-$((8000 * ${DURATION%s}))}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/idp-bench-target}
 PEER_SECRET=bench-secret-bench-secret-bench-secret-xx
 PEER_RP_SECRET=bench-rp-secret-bench-rp-secret-bench-rp
@@ -66,7 +70,8 @@ json_field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[s
 
 start_peer() {  # alg [seed-users seed-dir] → PEER_PID
   local seed=()
-  [ $# -gt 1 ] && seed=(SEED_USERS="$2" SEED_SAMPLE="$SAMPLE" SEED_OUT="$3" ID_TOKEN_ALG="$ID_TOKEN_ALG")
+  [ $# -gt 1 ] && seed=(SEED_USERS="$2" SEED_SAMPLE="$SAMPLE" SEED_OUT="$3" ID_TOKEN_ALG="$ID_TOKEN_ALG"
+    ADMIN_PORT="$PEER_ADMIN_PORT")
   env PORT=$PEER_PORT ALG="$1" CLIENT_ID=bench CLIENT_SECRET=$PEER_SECRET RP_SECRET=$PEER_RP_SECRET \
     NODE_ENV=production "${seed[@]}" taskset -c "$SERVER_CPU" node bench/peer/server.mjs >"$work/peer-$1.log" 2>&1 &
   PEER_PID=$!; pids+=("$PEER_PID")
@@ -142,6 +147,17 @@ for alg in $ALGS; do
   stop "$OURS_PID"; stop "$PEER_PID"
 done
 
+# mint_codes SERVER SEED_DIR: CODES authorization codes in SEED_DIR/codes.txt, minted just before a code run
+# (they live 60 s): ours by bench_seed into the level's database ($dir and $db of the loop below), the peer's
+# through its admin port.
+mint_codes() {
+  if [ "$1" = ours ]; then
+    env $(ours_env "$OURS_PORT" ES256 "$dir" "$db") "$SEED" --codes "$CODES" --out "$2"
+  else
+    curl -sf -X POST "http://127.0.0.1:$PEER_ADMIN_PORT/codes?n=$CODES" -o "$2/codes.txt"
+  fi
+}
+
 # user_scenarios LEVEL BACKEND SERVER PID PORT BASIC INTROSPECT_PATH USERINFO_PATH SEED_DIR RUN
 user_scenarios() {
   local level=$1 backend=$2 server=$3 pid=$4 port=$5 basic=$6 introspect=$7 userinfo=$8 seed=$9 run=${10}
@@ -159,6 +175,9 @@ user_scenarios() {
     introspect "$basic" "$introspect" "$seed/refresh-2.txt" refresh_token
   measure refresh "$level" "$backend" "$server" "$run" "$pid" "$url" tokens.lua \
     refresh "$basic" /token "$seed/refresh-$run.txt"
+  mint_codes "$server" "$seed"
+  measure code "$level" "$backend" "$server" "$run" "$pid" "$url" tokens.lua \
+    code "$basic" /token "$seed/codes.txt" "$RP_REDIRECT_URI" "$CODE_VERIFIER"
   # The peer's sign-in pages are development stand-ins without a password check: ours only.
   if [ "$server" = ours ]; then measure_login "$level" "$backend" "$run" "$pid" "$url" "$seed/users.txt"; fi
 }

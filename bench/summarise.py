@@ -58,7 +58,7 @@ print("| scenario | ours req/s | peer req/s | ours/peer | ours p50 / p99 ms | pe
       "| ours CPU µs/req | peer CPU µs/req | ours % of the per-core limit |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 order = ["token-ES256", "token-EdDSA", "token-RS256", "discovery", "jwks",
-         "userinfo", "introspect-access", "introspect-refresh", "refresh", "login"]
+         "userinfo", "introspect-access", "introspect-refresh", "refresh", "code", "login"]
 keys = sorted({(s, l, b) for s, l, b, _ in runs if l in ("-", peer_level) and b == "sqlite"},
               key=lambda k: order.index(k[0]) if k[0] in order else len(order))
 for scenario, level, backend in keys:

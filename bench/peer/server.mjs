@@ -6,7 +6,11 @@
 // With SEED_USERS=N and SEED_OUT=dir it first creates N accounts, each with a grant, a refresh token and an
 // opaque access token (the kind its userinfo accepts), and writes a sample of SEED_SAMPLE of them to
 // dir/refresh_tokens.txt and dir/access_tokens.txt, as idp/examples/bench_seed.rs does for ours.
+// With ADMIN_PORT set as well, `POST /codes?n=N` on that port (loopback) mints N authorization codes for the
+// seeded users and answers them one per line: codes live 60 s, so bench/run.sh mints them before each run.
+// They carry the PKCE challenge of RFC 7636's example verifier and the relying party's redirect URI, as ours do.
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 
 import Provider from 'oidc-provider';
 import MemoryAdapter from 'oidc-provider/lib/adapters/memory_adapter.js';
@@ -33,6 +37,11 @@ const keys = [await key('RS256', 'rs256')];
 if (alg !== 'RS256') keys.push(await key(alg, alg.toLowerCase()));
 
 const rpScope = 'openid offline_access media.read';
+const rpRedirectUri = 'https://rp.bench.test/callback';
+// RFC 7636 Appendix B: the S256 challenge of the verifier dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk.
+const codeChallenge = 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM';
+// The seeded users' grants, which the minted codes are spread over.
+const seededGrants = [];
 // Accounts live in memory, as the tokens do: the refresh grant and userinfo look the account up.
 const accounts = new Map();
 
@@ -49,7 +58,7 @@ const provider = new Provider(issuer, {
     client_id: 'bench-rp',
     client_secret: process.env.RP_SECRET ?? 'bench-rp-secret-bench-rp-secret-bench-rp',
     grant_types: ['authorization_code', 'refresh_token'],
-    redirect_uris: ['https://rp.bench.test/callback'],
+    redirect_uris: [rpRedirectUri],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
     id_token_signed_response_alg: idTokenAlg,
@@ -88,6 +97,7 @@ async function seed(users, sample, out) {
     grant.addOIDCScope('openid offline_access');
     grant.addResourceScope(audience, 'media.read');
     const grantId = await grant.save();
+    if (seededGrants.length < 10000) seededGrants.push({ accountId, grantId });
     const common = { accountId, client, grantId, gty: 'authorization_code', expiresWithSession: false };
     const refreshToken = await new provider.RefreshToken({ ...common, scope: rpScope, resource: audience, authTime: Date.now() / 1000 | 0 }).save();
     const accessToken = await new provider.AccessToken({ ...common, scope: 'openid' }).save();
@@ -101,7 +111,32 @@ async function seed(users, sample, out) {
   writeFileSync(`${out}/access_tokens.txt`, `${accessTokens.join('\n')}\n`);
 }
 
+async function mintCodes(n) {
+  const client = await provider.Client.find('bench-rp');
+  const authTime = Date.now() / 1000 | 0;
+  const codes = [];
+  for (let i = 0; i < n; i += 1) {
+    const { accountId, grantId } = seededGrants[i % seededGrants.length];
+    codes.push(await new provider.AuthorizationCode({
+      accountId, client, grantId, authTime, scope: rpScope, resource: audience, redirectUri: rpRedirectUri,
+      codeChallenge, codeChallengeMethod: 'S256', nonce: 'bench-nonce', expiresWithSession: false,
+    }).save());
+  }
+  return codes;
+}
+
 if (process.env.SEED_USERS) {
   await seed(Number(process.env.SEED_USERS), Number(process.env.SEED_SAMPLE ?? 9000), process.env.SEED_OUT ?? '.');
+  if (process.env.ADMIN_PORT) {
+    createServer(async (req, res) => {
+      const url = new URL(req.url, 'http://127.0.0.1');
+      const n = Number(url.searchParams.get('n'));
+      if (req.method !== 'POST' || url.pathname !== '/codes' || !Number.isInteger(n) || n < 1) {
+        res.writeHead(400).end('POST /codes?n=N\n');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(`${(await mintCodes(n)).join('\n')}\n`);
+    }).listen(Number(process.env.ADMIN_PORT), '127.0.0.1');
+  }
 }
 provider.listen(port, '127.0.0.1', () => console.log(`node-oidc-provider ${alg} on ${issuer}`));

@@ -5,6 +5,10 @@
 --   refresh BASIC PATH FILE      POST PATH grant_type=refresh_token&refresh_token=…, client_secret_basic.
 --                                Each token is sent once; the rotated token of each answer joins the back of
 --                                the queue, so N tokens keep N chains going and no token is presented twice.
+--   code BASIC PATH FILE REDIRECT_URI VERIFIER
+--                                POST PATH grant_type=authorization_code&code=…&redirect_uri=…&code_verifier=…,
+--                                client_secret_basic. Each code is sent once; the run stops with an error if
+--                                the file runs out (mint more codes than the run can exchange).
 --   introspect BASIC PATH FILE [HINT]
 --                                POST PATH token=…&token_type_hint=HINT (default access_token), cycling.
 --   bearer PATH FILE             GET PATH with Authorization: Bearer …, cycling.
@@ -13,7 +17,7 @@
 
 dofile("bench/wrk/report.lua")
 
-local mode, basic, path, hint
+local mode, basic, path, hint, code_params
 -- A queue: tokens[head..tail]. (The length operator is no use once the front has been taken.)
 local tokens, head, tail = {}, 1, 0
 
@@ -22,6 +26,11 @@ function init(args)
   local file
   if mode == "refresh" or mode == "introspect" then
     basic, path, file, hint = args[2], args[3], args[4], args[5] or "access_token"
+  elseif mode == "code" then
+    basic, path, file = args[2], args[3], args[4]
+    -- The redirect URI's reserved characters, percent-encoded for the form body.
+    local redirect = args[5]:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end)
+    code_params = "&redirect_uri=" .. redirect .. "&code_verifier=" .. args[6]
   elseif mode == "bearer" then
     path, file = args[2], args[3]
   else
@@ -38,8 +47,8 @@ end
 
 local function next_token()
   local token = tokens[head]
-  if mode == "refresh" then
-    if token == nil then error("the refresh-token queue ran dry") end
+  if mode == "refresh" or mode == "code" then
+    if token == nil then error("the " .. mode .. " queue ran dry") end
     tokens[head] = nil
     head = head + 1
   else
@@ -58,6 +67,8 @@ end
 function request()
   if mode == "refresh" then
     return form("grant_type=refresh_token&refresh_token=" .. next_token())
+  elseif mode == "code" then
+    return form("grant_type=authorization_code&code=" .. next_token() .. code_params)
   elseif mode == "introspect" then
     return form("token=" .. next_token() .. "&token_type_hint=" .. hint)
   end

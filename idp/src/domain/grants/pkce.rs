@@ -20,6 +20,19 @@ fn is_valid_verifier(verifier: &str) -> bool {
         && verifier.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
+/// What the authorization endpoint stores with a code for an S256 `challenge`: oxide-auth's record of it, as
+/// [`verify`] reads it. `None` for a challenge that is not S256's 43 base64url characters.
+pub fn stored_s256_challenge(challenge: &str) -> Option<String> {
+    if !is_valid_s256_challenge(challenge) {
+        return None;
+    }
+    Pkce::required()
+        .challenge(Some(Cow::Borrowed("S256")), Some(Cow::Borrowed(challenge)))
+        .ok()
+        .flatten()
+        .and_then(|value| value.into_private_value().ok().flatten())
+}
+
 /// Checks `verifier` against the challenge stored with the code (as oxide-auth encoded it).
 pub fn verify(stored_challenge: Option<&str>, verifier: Option<&str>) -> Result<(), Error> {
     let invalid = |why: &'static str| Error::oauth(ErrorCode::InvalidGrant, why);
@@ -41,13 +54,7 @@ mod tests {
     const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
     fn stored() -> String {
-        Pkce::required()
-            .challenge(Some(Cow::Borrowed("S256")), Some(Cow::Borrowed(CHALLENGE)))
-            .unwrap()
-            .unwrap()
-            .into_private_value()
-            .unwrap()
-            .unwrap()
+        stored_s256_challenge(CHALLENGE).unwrap()
     }
 
     #[test]
@@ -69,6 +76,12 @@ mod tests {
             let err = verify(stored.as_deref(), verifier).unwrap_err();
             assert_eq!(err.code(), "invalid_grant", "{why}");
         }
+    }
+
+    #[test]
+    fn a_malformed_challenge_is_not_stored() {
+        assert_eq!(stored_s256_challenge("short"), None);
+        assert_eq!(stored_s256_challenge(&format!("{}=", &CHALLENGE[..42])), None);
     }
 
     #[test]
