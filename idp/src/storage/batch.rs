@@ -105,3 +105,58 @@ async fn run_batches<J: Job>(pool: AnyPool, mut queue: mpsc::UnboundedReceiver<(
         }
     }
 }
+
+pub(super) fn is_postgres(connection: &PoolConnection<Any>) -> bool {
+    connection.backend_name() == "PostgreSQL"
+}
+
+/// Values joined by `separator`: one text parameter that PostgreSQL splits again (`string_to_array`), so that
+/// a batch of any size is one prepared statement (the `Any` driver binds no arrays). Token hashes and ids are
+/// base64url, numbers are digits and scopes are space-separated tokens, so a space separates all but scopes,
+/// and a line break those. A value holding the separator, or an empty one, would shift the lists against each
+/// other, and fails the batch instead.
+pub(super) fn separated<T: fmt::Display>(
+    values: impl Iterator<Item = T>,
+    separator: char,
+) -> Result<String, StorageError> {
+    use std::fmt::Write;
+    let mut joined = String::new();
+    for value in values {
+        if !joined.is_empty() {
+            joined.push(separator);
+        }
+        let start = joined.len();
+        // Writing to a String cannot fail.
+        let _ = write!(joined, "{value}");
+        let written = &joined[start..];
+        if written.is_empty() || written.contains(separator) {
+            let e = format!("a batched value is empty or holds its separator {separator:?}: {written:?}");
+            return Err(StorageError::Database(sqlx::Error::Encode(e.into())));
+        }
+    }
+    Ok(joined)
+}
+
+/// Runs a SQLite batch script (`BEGIN IMMEDIATE`, a conditional write per job that returns its key when it
+/// spent it, `COMMIT`) and says, for each job's key in order, whether its write spent it. Each job spends at
+/// most its own key, so the rows come back in the order of the jobs.
+///
+/// SQLite stops at a failing statement, inside the transaction: the script's transaction is then rolled back
+/// here, or the connection closed rather than handed back with the transaction open.
+pub(super) async fn spent_in_order<'k>(
+    connection: &mut PoolConnection<Any>,
+    script: sqlx::query::QueryAs<'_, Any, (String,), <Any as sqlx::Database>::Arguments>,
+    keys: impl Iterator<Item = &'k str>,
+) -> Result<Vec<bool>, StorageError> {
+    let spent = match script.fetch_all(&mut **connection).await {
+        Ok(spent) => spent,
+        Err(e) => {
+            if sqlx::query("ROLLBACK").execute(&mut **connection).await.is_err() {
+                connection.close_on_drop();
+            }
+            return Err(e.into());
+        }
+    };
+    let mut spent = spent.into_iter().map(|(key,)| key).peekable();
+    Ok(keys.map(|key| spent.next_if(|spent| spent == key).is_some()).collect())
+}

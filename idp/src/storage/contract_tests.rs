@@ -189,7 +189,7 @@ async fn deleting_a_client_reports_whether_it_existed(db: Database) {
     assert!(db.clients().find(new.client.id.as_str()).await.unwrap().is_none());
 }
 
-fn code_record() -> CodeRecord {
+pub(crate) fn code_record() -> CodeRecord {
     CodeRecord {
         client_id: "client".into(),
         user_id: UserId::new().to_string(),
@@ -221,13 +221,14 @@ async fn a_code_is_redeemed_once(db: Database) {
     db.grants().insert_code("hash", &code_record(), 1).await.unwrap();
     let (stored, redeemed) = db.grants().find_code("hash").await.unwrap().unwrap();
     assert_eq!((stored.pkce.as_deref(), redeemed), (Some("S256:challenge"), false));
-    let mut tx = db.grants().begin().await.unwrap();
-    assert!(tx.redeem_code("hash", "g1", 2).await.unwrap());
-    tx.commit().await.unwrap();
-    let mut tx = db.grants().begin().await.unwrap();
-    assert!(!tx.redeem_code("hash", "g2", 3).await.unwrap(), "a second redemption changes nothing");
-    tx.rollback().await.unwrap();
+    assert!(db.grants().redeem_code("hash", &grant("g1"), Some(("rt1", 1000))).await.unwrap());
+    let second = db.grants().redeem_code("hash", &grant("g2"), Some(("rt2", 1000))).await.unwrap();
+    assert!(!second, "a second redemption changes nothing");
     assert!(db.grants().find_code("hash").await.unwrap().unwrap().1, "the code is marked redeemed");
+    let first = db.grants().find_refresh_token("rt1").await.unwrap().expect("the first grant's refresh token");
+    assert_eq!((first.grant.id.as_str(), first.expires_at), ("g1", 1000));
+    assert!(db.grants().find_refresh_token("rt2").await.unwrap().is_none(), "no second refresh token");
+    assert_eq!(db.grants().user_access_token_active("g2", "g2.a").await.unwrap(), None, "no second grant");
     assert!(!db.grants().burn_code("hash", 4).await.unwrap(), "a spent code cannot be burnt again");
     assert_eq!(db.grants().grant_of_redeemed_code("hash").await.unwrap().as_deref(), Some("g1"));
     assert!(db.grants().grant_of_redeemed_code("unknown").await.unwrap().is_none());
@@ -235,10 +236,7 @@ async fn a_code_is_redeemed_once(db: Database) {
 
 async fn a_failed_redemption_leaves_the_first_grant_revocable(db: Database) {
     db.grants().insert_code("hash", &code_record(), 1).await.unwrap();
-    let mut tx = db.grants().begin().await.unwrap();
-    assert!(tx.redeem_code("hash", "g1", 2).await.unwrap());
-    tx.insert_grant(&grant("g1")).await.unwrap();
-    tx.commit().await.unwrap();
+    assert!(db.grants().redeem_code("hash", &grant("g1"), None).await.unwrap());
     let previous = db.grants().grant_of_redeemed_code("hash").await.unwrap().unwrap();
     assert!(db.grants().revoke_grant(&previous, 5).await.unwrap());
     assert!(!db.grants().revoke_grant(&previous, 6).await.unwrap(), "already revoked");

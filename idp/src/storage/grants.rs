@@ -8,6 +8,8 @@
 use sqlx::{Any, AnyPool, Transaction};
 
 use super::StorageError;
+use super::batch::Batcher;
+use super::codes::Redeem;
 use super::refresh::RefreshBatches;
 use super::users::{self, UserRow};
 use crate::domain::grants::Grant;
@@ -217,11 +219,18 @@ pub struct Grants<'a> {
     writes: &'a AnyPool,
     /// The refresh grant's read and rotation, run in batches (`storage::refresh`).
     refresh: &'a RefreshBatches,
+    /// The authorization-code grant's redemptions, run in batches (`storage::codes`).
+    redemptions: &'a Batcher<Redeem>,
 }
 
 impl<'a> Grants<'a> {
-    pub(super) fn new(pool: &'a AnyPool, writes: &'a AnyPool, refresh: &'a RefreshBatches) -> Self {
-        Grants { pool, writes, refresh }
+    pub(super) fn new(
+        pool: &'a AnyPool,
+        writes: &'a AnyPool,
+        refresh: &'a RefreshBatches,
+        redemptions: &'a Batcher<Redeem>,
+    ) -> Self {
+        Grants { pool, writes, refresh, redemptions }
     }
 
     /// Starts a transaction, after the one writing before it (SQLite; see [`super::Database`]).
@@ -274,6 +283,24 @@ impl<'a> Grants<'a> {
             };
             (code, redeemed)
         }))
+    }
+
+    /// Spends a code and writes the grant made from it, with the grant's refresh token (hash and expiry) when
+    /// there is one, in one transaction, batched with concurrent redemptions (`storage::codes`). False, with
+    /// nothing written, when the code was already spent.
+    pub async fn redeem_code(
+        &self,
+        code_hash: &str,
+        grant: &Grant,
+        refresh_token: Option<(&str, i64)>,
+    ) -> Result<bool, StorageError> {
+        self.redemptions
+            .run(Redeem {
+                code_hash: code_hash.to_owned(),
+                grant: grant.clone(),
+                refresh_token: refresh_token.map(|(hash, expires_at)| (hash.to_owned(), expires_at)),
+            })
+            .await
     }
 
     /// Marks a code used without making anything from it (a failed redemption spends the code too).
@@ -484,18 +511,6 @@ pub struct GrantTx {
 
 impl GrantTx {
     /// Marks a code redeemed by `grant_id`, if it was not already; false when another redemption won.
-    pub async fn redeem_code(&mut self, code_hash: &str, grant_id: &str, now: i64) -> Result<bool, StorageError> {
-        let done = sqlx::query(
-            "UPDATE authorization_codes SET redeemed_at = $1, grant_id = $2 WHERE code_hash = $3 AND redeemed_at IS NULL",
-        )
-        .bind(now)
-        .bind(grant_id)
-        .bind(code_hash)
-        .execute(&mut *self.tx)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
     pub async fn insert_grant(&mut self, grant: &Grant) -> Result<(), StorageError> {
         sqlx::query(
             "INSERT INTO grants (id, client_id, user_id, scope, sid, auth_time, created_at, expires_at) \

@@ -18,6 +18,7 @@ pub mod backchannel;
 mod batch;
 pub mod client_cache;
 pub mod clients;
+mod codes;
 pub mod grants;
 pub mod keystore;
 mod refresh;
@@ -129,6 +130,8 @@ pub struct Database {
     /// The refresh grant's read and rotation, run in batches ([`refresh`]): through `writer` on SQLite, the pool
     /// on PostgreSQL.
     refresh: refresh::RefreshBatches,
+    /// The authorization-code grant's redemptions, run in batches ([`codes`]) on the same connection.
+    redemptions: batch::Batcher<codes::Redeem>,
 }
 
 impl Database {
@@ -149,8 +152,9 @@ impl Database {
             }
             Backend::Postgres => None,
         };
-        let refresh = refresh::RefreshBatches::start(writer.as_ref().unwrap_or(&pool));
-        Ok(Database { pool, backend, writer, refresh })
+        let batches = writer.as_ref().unwrap_or(&pool);
+        let (refresh, redemptions) = (refresh::RefreshBatches::start(batches), batch::Batcher::start(batches.clone()));
+        Ok(Database { pool, backend, writer, refresh, redemptions })
     }
 
     /// Whether the database is the embedded one (SQLite), whose log a server checkpoints itself.
@@ -208,7 +212,7 @@ impl Database {
     }
 
     pub fn grants(&self) -> Grants<'_> {
-        Grants::new(&self.pool, self.writer.as_ref().unwrap_or(&self.pool), &self.refresh)
+        Grants::new(&self.pool, self.writer.as_ref().unwrap_or(&self.pool), &self.refresh, &self.redemptions)
     }
 
     pub fn backchannel(&self) -> backchannel::Backchannel<'_> {

@@ -22,7 +22,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool};
 
 use super::StorageError;
-use super::batch::{Batcher, Job};
+use super::batch::{Batcher, Job, is_postgres, separated, spent_in_order};
 use super::grants::{REFRESH_USE_SELECT, REFRESH_USES_SELECT_POSTGRES, RefreshUse, RefreshUseRow, Rotation};
 
 /// The refresh grant's two batchers.
@@ -75,7 +75,7 @@ impl Job for FindRefreshUse {
         let hashes = jobs.iter().map(|job| job.token_hash.as_str());
         let rows: Vec<RefreshUseRow> = if is_postgres(connection) {
             sqlx::query_as(REFRESH_USES_SELECT_POSTGRES)
-                .bind(space_separated(hashes)?)
+                .bind(separated(hashes, ' ')?)
                 .fetch_all(&mut **connection)
                 .await?
         } else {
@@ -113,32 +113,6 @@ fn outcomes(jobs: &[FindRefreshUse], rows: &[RefreshUseRow]) -> Vec<Result<Optio
     jobs.iter()
         .map(|job| found.get(job.token_hash.as_str()).map(|row| RefreshUse::try_from((*row).clone())).transpose())
         .collect()
-}
-
-fn is_postgres(connection: &PoolConnection<Any>) -> bool {
-    connection.backend_name() == "PostgreSQL"
-}
-
-/// Values joined by spaces: one text parameter that PostgreSQL splits again (`string_to_array`), so that a
-/// batch of any size is one prepared statement (the `Any` driver binds no arrays). Token hashes and grant ids
-/// are base64url and numbers are digits, so none holds a space; one that did, or an empty one, would shift the
-/// lists against each other, and fails the batch instead.
-fn space_separated<T: std::fmt::Display>(values: impl Iterator<Item = T>) -> Result<String, StorageError> {
-    let mut joined = String::new();
-    for value in values {
-        if !joined.is_empty() {
-            joined.push(' ');
-        }
-        let start = joined.len();
-        // Writing to a String cannot fail.
-        let _ = write!(joined, "{value}");
-        let written = &joined[start..];
-        if written.is_empty() || written.contains(' ') {
-            let e = format!("a batched value is empty or holds a space: {written:?}");
-            return Err(StorageError::Database(sqlx::Error::Encode(e.into())));
-        }
-    }
-    Ok(joined)
 }
 
 /// The rotations of a batch on PostgreSQL, each list space-separated in its parameter ($1 the presented hashes,
@@ -191,30 +165,17 @@ impl Job for Rotate {
                 .bind(rotation.expires_at)
                 .bind(rotation.old_hash.as_str());
         }
-        let spent = match query.fetch_all(&mut **connection).await {
-            Ok(spent) => spent,
-            Err(e) => {
-                // SQLite stops at the failing statement, inside the transaction: end it here, or close the
-                // connection rather than hand it back with the transaction open.
-                if sqlx::query("ROLLBACK").execute(&mut **connection).await.is_err() {
-                    connection.close_on_drop();
-                }
-                return Err(e.into());
-            }
-        };
-        // One row per token spent, in the order of the batch: each rotation spends at most its own token.
-        let mut spent = spent.into_iter().map(|(hash,)| hash).peekable();
-        Ok(jobs.iter().map(|rotation| spent.next_if(|hash| *hash == rotation.old_hash).is_some()).collect())
+        spent_in_order(connection, query, jobs.iter().map(|rotation| rotation.old_hash.as_str())).await
     }
 }
 
 async fn rotate_postgres(connection: &mut PoolConnection<Any>, jobs: &[Rotate]) -> Result<Vec<bool>, StorageError> {
     let spent: Vec<(String,)> = sqlx::query_as(ROTATE_POSTGRES)
-        .bind(space_separated(jobs.iter().map(|r| r.old_hash.as_str()))?)
-        .bind(space_separated(jobs.iter().map(|r| r.new_hash.as_str()))?)
-        .bind(space_separated(jobs.iter().map(|r| r.grant_id.as_str()))?)
-        .bind(space_separated(jobs.iter().map(|r| r.now))?)
-        .bind(space_separated(jobs.iter().map(|r| r.expires_at))?)
+        .bind(separated(jobs.iter().map(|r| r.old_hash.as_str()), ' ')?)
+        .bind(separated(jobs.iter().map(|r| r.new_hash.as_str()), ' ')?)
+        .bind(separated(jobs.iter().map(|r| r.grant_id.as_str()), ' ')?)
+        .bind(separated(jobs.iter().map(|r| r.now), ' ')?)
+        .bind(separated(jobs.iter().map(|r| r.expires_at), ' ')?)
         .fetch_all(&mut **connection)
         .await?;
     // A statement fails whole, and each token it spent comes back once: of two presentations of one token in

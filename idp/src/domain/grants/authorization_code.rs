@@ -1,9 +1,9 @@
 //! The authorization code grant at the token endpoint (RFC 6749 §4.1.3, RFC 7636 §4.5, OIDC Core §3.1.3).
 //!
-//! Everything that can be checked or computed is done before the transaction (reading the code, the client,
-//! redirect URI and PKCE checks, loading the user, signing the tokens), so that the transaction holds only
-//! the conditional `UPDATE` that spends the code and the inserts of the new grant: concurrent redemptions
-//! wait on a short lock (on SQLite, for the one connection that writes the grants).
+//! Everything that can be checked or computed is done before the write (reading the code, the client,
+//! redirect URI and PKCE checks, loading the user, signing the tokens), so that the write's transaction holds
+//! only the conditional `UPDATE` that spends the code and the inserts of the new grant; concurrent
+//! redemptions share one such transaction (`storage::codes`).
 //!
 //! A code is redeemed once. A second presentation answers `invalid_grant` and revokes the grant made from
 //! the first one (RFC 6749 §4.1.2: "SHOULD revoke (when possible) all tokens previously issued based on that
@@ -105,18 +105,13 @@ pub async fn exchange(
     let refresh_token = (scope.contains(scope::OFFLINE_ACCESS) && client.allows_grant(GrantType::RefreshToken))
         .then(tokens::new_secret);
 
-    let mut tx = grants.begin().await?;
-    if !tx.redeem_code(&code_hash, &grant.id, now).await? {
+    let refresh_expires_at = (now + secs(ctx.config.refresh_token_ttl)).min(grant.expires_at);
+    let refresh_hash = refresh_token.as_deref().map(tokens::hash_secret);
+    let refresh_row = refresh_hash.as_deref().map(|hash| (hash, refresh_expires_at));
+    if !grants.redeem_code(&code_hash, &grant, refresh_row).await? {
         // Another redemption of the same code won the race: this one is the reuse.
-        tx.rollback().await?;
         return reused(ctx, client, &code_hash).await;
     }
-    tx.insert_grant(&grant).await?;
-    if let Some(token) = &refresh_token {
-        let expires_at = (now + secs(ctx.config.refresh_token_ttl)).min(grant.expires_at);
-        tx.insert_refresh_token(&tokens::hash_secret(token), &grant.id, now, expires_at).await?;
-    }
-    tx.commit().await?;
     tracing::debug!(client = %client.id, grant = %grant.id, "authorization code exchanged");
     Ok(issue::response(&access, refresh_token, id_token))
 }

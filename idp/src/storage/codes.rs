@@ -1,0 +1,232 @@
+//! The authorization-code grant's write, run in batches ([`super::batch`]) as the refresh grant's rotations
+//! are: spending the code, and writing the grant it makes with the grant's refresh token.
+//!
+//! Each redemption spends its code only if no one spent it before, and writes its grant and refresh token only
+//! if it spent the code: a code presented twice, in one batch or in two, makes one grant.
+//! - SQLite: one script on the writer connection, `BEGIN IMMEDIATE`, three statements a redemption,
+//!   `COMMIT`. The grant's insert checks that the code now names this grant, whose id is new, and the refresh
+//!   token's that the grant exists.
+//! - PostgreSQL: one statement over separated lists (see `REDEEM_POSTGRES`).
+//!
+//! One hand-over to SQLite's thread (or one round trip) and one commit per batch, where the exchange took five
+//! statements in a transaction of its own.
+
+use std::collections::HashSet;
+use std::fmt::Write;
+
+use sqlx::Any;
+use sqlx::pool::PoolConnection;
+
+use super::StorageError;
+use super::batch::{Job, is_postgres, separated, spent_in_order};
+use crate::domain::grants::Grant;
+
+/// A code's redemption: spend `code_hash` and write `grant`, with `refresh_token` when there is one.
+pub(super) struct Redeem {
+    pub(super) code_hash: String,
+    pub(super) grant: Grant,
+    /// The refresh token's hash and expiry.
+    pub(super) refresh_token: Option<(String, i64)>,
+}
+
+impl Job for Redeem {
+    /// Whether this redemption spent the code (and so wrote its grant).
+    type Outcome = bool;
+    const NAME: &'static str = "authorization-code redemptions";
+    /// Eleven parameters each on SQLite, far under its 32,766.
+    const MAX_BATCH: usize = 64;
+
+    async fn run(connection: &mut PoolConnection<Any>, jobs: &[Redeem]) -> Result<Vec<bool>, StorageError> {
+        if is_postgres(connection) {
+            return redeem_postgres(connection, jobs).await;
+        }
+        let mut query = sqlx::query_as::<_, (String,)>(sqlx::AssertSqlSafe(redemptions_sql(jobs.len())));
+        for job in jobs {
+            let grant = &job.grant;
+            query = query
+                .bind(job.code_hash.as_str())
+                .bind(grant.id.as_str())
+                .bind(grant.client_id.as_str())
+                .bind(grant.user_id.as_str())
+                .bind(grant.scope.to_string())
+                .bind(grant.sid.as_str())
+                .bind(grant.auth_time)
+                .bind(grant.created_at)
+                .bind(grant.expires_at)
+                .bind(job.refresh_token.as_ref().map(|(hash, _)| hash.as_str()))
+                .bind(job.refresh_token.as_ref().map_or(0, |(_, expires_at)| *expires_at));
+        }
+        spent_in_order(connection, query, jobs.iter().map(|job| job.code_hash.as_str())).await
+    }
+}
+
+/// `BEGIN IMMEDIATE`, the three statements of each of `n` redemptions, the `k`-th (from 0) taking parameters
+/// `$11k+1` to `$11k+11`, then `COMMIT`. Parameters: code hash, grant id, client, user, scope, sid, auth time,
+/// now, grant expiry, refresh-token hash (NULL for none), refresh-token expiry.
+fn redemptions_sql(n: usize) -> String {
+    let mut sql = String::with_capacity(32 + n * 700);
+    sql.push_str("BEGIN IMMEDIATE; ");
+    for k in 0..n {
+        let p = |i: usize| 11 * k + i;
+        // Writing to a String cannot fail.
+        let _ = write!(
+            sql,
+            "UPDATE authorization_codes SET redeemed_at = ${now}, grant_id = ${grant} \
+             WHERE code_hash = ${code} AND redeemed_at IS NULL RETURNING code_hash; \
+             INSERT INTO grants (id, client_id, user_id, scope, sid, auth_time, created_at, expires_at) \
+             SELECT ${grant}, ${client}, ${user}, ${scope}, ${sid}, ${auth_time}, ${now}, ${expires} \
+             WHERE EXISTS (SELECT 1 FROM authorization_codes WHERE code_hash = ${code} AND grant_id = ${grant}); \
+             INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
+             SELECT ${refresh}, ${grant}, ${now}, ${refresh_expires} \
+             WHERE ${refresh} IS NOT NULL AND EXISTS (SELECT 1 FROM grants WHERE id = ${grant}); ",
+            code = p(1),
+            grant = p(2),
+            client = p(3),
+            user = p(4),
+            scope = p(5),
+            sid = p(6),
+            auth_time = p(7),
+            now = p(8),
+            expires = p(9),
+            refresh = p(10),
+            refresh_expires = p(11),
+        );
+    }
+    sql.push_str("COMMIT");
+    sql
+}
+
+/// The redemptions of a batch on PostgreSQL, each list in its parameter, separated by line breaks (scopes hold
+/// spaces): $1 code hashes, $2 grant ids, $3 clients, $4 users, $5 scopes, $6 sids, $7 auth times, $8 times,
+/// $9 grant expiries, $10 refresh-token hashes (`-` for none), $11 their expiries. One statement, on one
+/// snapshot:
+/// - `first`: each code's first redemption in the batch;
+/// - `unspent`: the codes still unspent, locked in the order of their hashes, so that the batches of several
+///   nodes cannot deadlock;
+/// - the `UPDATE` that spends them, and the inserts of the grants (and refresh tokens) of the redemptions
+///   that did.
+const REDEEM_POSTGRES: &str = "WITH batch AS (\
+       SELECT b.code_hash, b.grant_id, b.client_id, b.user_id, b.scope, b.sid, b.auth_time::bigint AS auth_time, \
+              b.now::bigint AS now, b.expires_at::bigint AS expires_at, \
+              NULLIF(b.refresh_hash, '-') AS refresh_hash, b.refresh_expires_at::bigint AS refresh_expires_at, b.k \
+       FROM unnest(string_to_array($1, E'\\n'), string_to_array($2, E'\\n'), string_to_array($3, E'\\n'), \
+                   string_to_array($4, E'\\n'), string_to_array($5, E'\\n'), string_to_array($6, E'\\n'), \
+                   string_to_array($7, E'\\n'), string_to_array($8, E'\\n'), string_to_array($9, E'\\n'), \
+                   string_to_array($10, E'\\n'), string_to_array($11, E'\\n')) \
+            WITH ORDINALITY AS b(code_hash, grant_id, client_id, user_id, scope, sid, auth_time, now, expires_at, \
+                                 refresh_hash, refresh_expires_at, k)), \
+     first AS (SELECT DISTINCT ON (code_hash) * FROM batch ORDER BY code_hash, k), \
+     unspent AS MATERIALIZED (SELECT code_hash FROM authorization_codes \
+       WHERE code_hash IN (SELECT code_hash FROM batch) AND redeemed_at IS NULL ORDER BY code_hash FOR UPDATE), \
+     redeemed AS (UPDATE authorization_codes c SET redeemed_at = f.now, grant_id = f.grant_id FROM first f \
+       WHERE c.code_hash = f.code_hash AND c.code_hash IN (SELECT code_hash FROM unspent) \
+         AND c.redeemed_at IS NULL RETURNING c.code_hash, c.grant_id), \
+     new_grants AS (INSERT INTO grants (id, client_id, user_id, scope, sid, auth_time, created_at, expires_at) \
+       SELECT f.grant_id, f.client_id, f.user_id, f.scope, f.sid, f.auth_time, f.now, f.expires_at \
+       FROM first f JOIN redeemed r ON r.grant_id = f.grant_id), \
+     new_refresh_tokens AS (INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
+       SELECT f.refresh_hash, f.grant_id, f.now, f.refresh_expires_at \
+       FROM first f JOIN redeemed r ON r.grant_id = f.grant_id WHERE f.refresh_hash IS NOT NULL) \
+     SELECT code_hash FROM redeemed";
+
+async fn redeem_postgres(connection: &mut PoolConnection<Any>, jobs: &[Redeem]) -> Result<Vec<bool>, StorageError> {
+    let grants = || jobs.iter().map(|job| &job.grant);
+    let spent: Vec<(String,)> = sqlx::query_as(REDEEM_POSTGRES)
+        .bind(separated(jobs.iter().map(|job| job.code_hash.as_str()), '\n')?)
+        .bind(separated(grants().map(|grant| grant.id.as_str()), '\n')?)
+        .bind(separated(grants().map(|grant| grant.client_id.as_str()), '\n')?)
+        .bind(separated(grants().map(|grant| grant.user_id.as_str()), '\n')?)
+        .bind(separated(grants().map(|grant| &grant.scope), '\n')?)
+        .bind(separated(grants().map(|grant| grant.sid.as_str()), '\n')?)
+        .bind(separated(grants().map(|grant| grant.auth_time), '\n')?)
+        .bind(separated(grants().map(|grant| grant.created_at), '\n')?)
+        .bind(separated(grants().map(|grant| grant.expires_at), '\n')?)
+        .bind(separated(
+            jobs.iter().map(|job| job.refresh_token.as_ref().map_or("-", |(hash, _)| hash.as_str())),
+            '\n',
+        )?)
+        .bind(separated(
+            jobs.iter().map(|job| job.refresh_token.as_ref().map_or(0, |(_, expires_at)| *expires_at)),
+            '\n',
+        )?)
+        .fetch_all(&mut **connection)
+        .await?;
+    // A statement fails whole, and each code it spent comes back once: of two redemptions of one code in the
+    // batch, the first has it.
+    let mut spent: HashSet<String> = spent.into_iter().map(|(hash,)| hash).collect();
+    Ok(jobs.iter().map(|job| spent.remove(&job.code_hash)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Database;
+    use crate::storage::contract_tests::{code_record, contract, grant, postgres, sqlite};
+
+    contract!(
+        a_batch_of_redemptions_spends_each_code_once_and_the_first_wins,
+        a_batch_of_redemptions_with_a_failing_write_writes_nothing,
+    );
+
+    /// Codes `c0`, `c1`… `c{n-1}`, unspent.
+    async fn codes(db: &Database, n: usize) {
+        for i in 0..n {
+            db.grants().insert_code(&format!("c{i}"), &code_record(), 1).await.unwrap();
+        }
+    }
+
+    /// Redeems `code` into grant `grant_id`, with refresh token `refresh` when given.
+    fn redeem(code: &str, grant_id: &str, refresh: Option<&str>) -> Redeem {
+        Redeem {
+            code_hash: code.into(),
+            grant: grant(grant_id),
+            refresh_token: refresh.map(|hash| (hash.into(), 1000)),
+        }
+    }
+
+    /// Runs `jobs` as one batch, as the batcher would, on a connection of the pool.
+    async fn one_batch(db: &Database, jobs: &[Redeem]) -> Result<Vec<bool>, StorageError> {
+        Redeem::run(&mut db.pool().acquire().await.unwrap(), jobs).await
+    }
+
+    async fn grant_exists(db: &Database, id: &str) -> bool {
+        db.grants().user_access_token_active(id, &format!("{id}.a")).await.unwrap().is_some()
+    }
+
+    async fn a_batch_of_redemptions_spends_each_code_once_and_the_first_wins(db: Database) {
+        codes(&db, 2).await;
+        let jobs = [
+            redeem("c0", "g0", Some("rt0")),
+            redeem("c1", "g1", None),
+            redeem("c1", "g2", Some("rt2")),
+            redeem("unknown", "g3", Some("rt3")),
+        ];
+        assert_eq!(one_batch(&db, &jobs).await.unwrap(), [true, true, false, false]);
+        let grants = db.grants();
+        assert_eq!(grants.grant_of_redeemed_code("c1").await.unwrap().as_deref(), Some("g1"), "the first wins");
+        let made = [grant_exists(&db, "g0").await, grant_exists(&db, "g1").await];
+        let not_made = [grant_exists(&db, "g2").await, grant_exists(&db, "g3").await];
+        assert_eq!((made, not_made), ([true, true], [false, false]));
+        let refresh = grants.find_refresh_token("rt0").await.unwrap().expect("g0's refresh token");
+        assert_eq!((refresh.grant.id.as_str(), refresh.grant.scope.to_string()), ("g0", grant("g0").scope.to_string()));
+        for hash in ["rt2", "rt3"] {
+            assert!(grants.find_refresh_token(hash).await.unwrap().is_none(), "{hash} is not written");
+        }
+    }
+
+    async fn a_batch_of_redemptions_with_a_failing_write_writes_nothing(db: Database) {
+        codes(&db, 2).await;
+        let mut tx = db.grants().begin().await.unwrap();
+        tx.insert_grant(&grant("taken")).await.unwrap();
+        tx.commit().await.unwrap();
+        // c1's grant would take an existing grant's id: its insert fails, and with it the whole batch.
+        let outcome = one_batch(&db, &[redeem("c0", "g0", Some("rt0")), redeem("c1", "taken", None)]).await;
+        assert!(outcome.is_err(), "the batch fails");
+        for code in ["c0", "c1"] {
+            assert!(!db.grants().find_code(code).await.unwrap().unwrap().1, "{code} is left unspent");
+        }
+        assert!(!grant_exists(&db, "g0").await, "no grant written");
+        assert!(db.grants().find_refresh_token("rt0").await.unwrap().is_none(), "no refresh token written");
+        assert!(db.grants().redeem_code("c0", &grant("g0"), None).await.unwrap(), "writes go on");
+    }
+}
