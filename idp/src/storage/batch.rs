@@ -160,3 +160,41 @@ pub(super) async fn spent_in_order<'k>(
     let mut spent = spent.into_iter().map(|(key,)| key).peekable();
     Ok(keys.map(|key| spent.next_if(|spent| spent == key).is_some()).collect())
 }
+
+/// The rows of `select` (a `SELECT … FROM …` without its `WHERE`) whose `column` is one of `keys`, on SQLite:
+/// `IN` a list of parameters. The list is padded to a power of two by repeating the last key, so that the
+/// connection keeps seven prepared statements for these rather than sixty-four.
+pub(super) async fn select_in_sqlite<R>(
+    connection: &mut PoolConnection<Any>,
+    select: &str,
+    column: &str,
+    keys: &[&str],
+) -> Result<Vec<R>, sqlx::Error>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+{
+    use std::fmt::Write;
+    let slots = keys.len().next_power_of_two();
+    let mut sql = format!("{select} WHERE {column} IN (");
+    for k in 1..=slots {
+        // Writing to a String cannot fail.
+        let _ = write!(sql, "{}${k}", if k == 1 { "" } else { ", " });
+    }
+    sql.push(')');
+    let mut query = sqlx::query_as::<_, R>(sqlx::AssertSqlSafe(sql));
+    for k in 0..slots {
+        query = query.bind(keys[k.min(keys.len() - 1)]);
+    }
+    query.fetch_all(&mut **connection).await
+}
+
+/// Each key's row among `rows` (found by `key_of`), converted: a read's outcome. A key asked for twice in one
+/// batch finds its row for both. A row that no longer converts fails its own read only.
+pub(super) fn by_key<'k, R: Clone, T: TryFrom<R, Error = StorageError>>(
+    keys: impl Iterator<Item = &'k str>,
+    rows: &[R],
+    key_of: fn(&R) -> &str,
+) -> Vec<Result<Option<T>, StorageError>> {
+    let found: std::collections::HashMap<&str, &R> = rows.iter().map(|row| (key_of(row), row)).collect();
+    keys.map(|key| found.get(key).map(|row| T::try_from((*row).clone())).transpose()).collect()
+}

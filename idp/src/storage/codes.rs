@@ -1,25 +1,87 @@
-//! The authorization-code grant's write, run in batches ([`super::batch`]) as the refresh grant's rotations
-//! are: spending the code, and writing the grant it makes with the grant's refresh token.
+//! The authorization-code grant's read and write, run in batches ([`super::batch`]) as the refresh grant's
+//! are.
 //!
-//! Each redemption spends its code only if no one spent it before, and writes its grant and refresh token only
-//! if it spent the code: a code presented twice, in one batch or in two, makes one grant.
+//! Read: the code with its user, for every request of the batch in one `SELECT`.
+//!
+//! Write: spending the code, and writing the grant it makes with the grant's refresh token. Each redemption
+//! spends its code only if no one spent it before, and writes its grant and refresh token only if it spent
+//! the code: a code presented twice, in one batch or in two, makes one grant.
 //! - SQLite: one script on the writer connection, `BEGIN IMMEDIATE`, three statements a redemption,
 //!   `COMMIT`. The grant's insert checks that the code now names this grant, whose id is new, and the refresh
 //!   token's that the grant exists.
 //! - PostgreSQL: one statement over separated lists (see `REDEEM_POSTGRES`).
 //!
-//! One hand-over to SQLite's thread (or one round trip) and one commit per batch, where the exchange took five
-//! statements in a transaction of its own.
+//! One hand-over to SQLite's thread (or one round trip) per batch, and one commit per batch of writes, where
+//! an exchange took two reads and five statements in a transaction of its own.
 
 use std::collections::HashSet;
 use std::fmt::Write;
 
-use sqlx::Any;
 use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool};
 
 use super::StorageError;
-use super::batch::{Job, is_postgres, separated, spent_in_order};
+use super::batch::{Batcher, Job, by_key, is_postgres, select_in_sqlite, separated, spent_in_order};
+use super::grants::{CODE_USE_SELECT, CODE_USES_SELECT_POSTGRES, CodeUse, CodeUseRow};
 use crate::domain::grants::Grant;
+
+/// The authorization-code grant's two batchers.
+#[derive(Debug, Clone)]
+pub(super) struct CodeBatches {
+    reads: Batcher<FindCodeUse>,
+    redemptions: Batcher<Redeem>,
+}
+
+impl CodeBatches {
+    /// The batchers, running their batches through `pool`: SQLite's writer connection, or PostgreSQL's pool.
+    pub(super) fn start(pool: &AnyPool) -> CodeBatches {
+        CodeBatches { reads: Batcher::start(pool.clone()), redemptions: Batcher::start(pool.clone()) }
+    }
+
+    /// [`super::Grants::find_code_use`].
+    pub(super) async fn find_use(&self, code_hash: &str) -> Result<Option<CodeUse>, StorageError> {
+        self.reads.run(FindCodeUse { code_hash: code_hash.to_owned() }).await?
+    }
+
+    /// [`super::Grants::redeem_code`].
+    pub(super) async fn redeem(
+        &self,
+        code_hash: &str,
+        grant: &Grant,
+        refresh_token: Option<(&str, i64)>,
+    ) -> Result<bool, StorageError> {
+        let refresh_token = refresh_token.map(|(hash, expires_at)| (hash.to_owned(), expires_at));
+        self.redemptions.run(Redeem { code_hash: code_hash.to_owned(), grant: grant.clone(), refresh_token }).await
+    }
+}
+
+/// Reads a code with its user.
+pub(super) struct FindCodeUse {
+    code_hash: String,
+}
+
+impl Job for FindCodeUse {
+    /// A row that no longer converts fails its own request only.
+    type Outcome = Result<Option<CodeUse>, StorageError>;
+    const NAME: &'static str = "authorization-code reads";
+    const MAX_BATCH: usize = 64;
+
+    async fn run(
+        connection: &mut PoolConnection<Any>,
+        jobs: &[FindCodeUse],
+    ) -> Result<Vec<Self::Outcome>, StorageError> {
+        let hashes = || jobs.iter().map(|job| job.code_hash.as_str());
+        let rows: Vec<CodeUseRow> = if is_postgres(connection) {
+            sqlx::query_as(CODE_USES_SELECT_POSTGRES)
+                .bind(separated(hashes(), ' ')?)
+                .fetch_all(&mut **connection)
+                .await?
+        } else {
+            select_in_sqlite(connection, CODE_USE_SELECT, "c.code_hash", &hashes().collect::<Vec<_>>()).await?
+        };
+        Ok(by_key(hashes(), &rows, |row| row.code_hash.as_str()))
+    }
+}
 
 /// A code's redemption: spend `code_hash` and write `grant`, with `refresh_token` when there is one.
 pub(super) struct Redeem {
@@ -161,9 +223,11 @@ async fn redeem_postgres(connection: &mut PoolConnection<Any>, jobs: &[Redeem]) 
 mod tests {
     use super::*;
     use crate::storage::Database;
-    use crate::storage::contract_tests::{code_record, contract, grant, postgres, sqlite};
+    use crate::storage::contract_tests::{code_record, contract, grant, new_user, now, postgres, sqlite};
+    use crate::storage::grants::CodeRecord;
 
     contract!(
+        a_batch_of_code_reads_finds_each_code_with_its_user,
         a_batch_of_redemptions_spends_each_code_once_and_the_first_wins,
         a_batch_of_redemptions_with_a_failing_write_writes_nothing,
     );
@@ -185,8 +249,34 @@ mod tests {
     }
 
     /// Runs `jobs` as one batch, as the batcher would, on a connection of the pool.
-    async fn one_batch(db: &Database, jobs: &[Redeem]) -> Result<Vec<bool>, StorageError> {
-        Redeem::run(&mut db.pool().acquire().await.unwrap(), jobs).await
+    async fn one_batch<J: Job>(db: &Database, jobs: &[J]) -> Result<Vec<J::Outcome>, StorageError> {
+        J::run(&mut db.pool().acquire().await.unwrap(), jobs).await
+    }
+
+    async fn a_batch_of_code_reads_finds_each_code_with_its_user(db: Database) {
+        let user = db.users().insert(&new_user("holder@example.com"), now()).await.unwrap();
+        let grants = db.grants();
+        grants.insert_code("mine", &CodeRecord { user_id: user.id.to_string(), ..code_record() }, 1).await.unwrap();
+        grants.insert_code("orphan", &code_record(), 1).await.unwrap();
+        grants.insert_code("spent", &CodeRecord { user_id: user.id.to_string(), ..code_record() }, 1).await.unwrap();
+        assert!(grants.redeem_code("spent", &grant("g"), None).await.unwrap());
+        let reads = ["mine", "orphan", "unknown", "spent", "mine"].map(|hash| FindCodeUse { code_hash: hash.into() });
+        let found: Vec<Option<(bool, Option<String>)>> = one_batch(&db, &reads)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|read| read.unwrap().map(|found| (found.redeemed, found.user.map(|u| u.email.to_string()))))
+            .collect();
+        let holder = Some("holder@example.com".to_owned());
+        // A code read twice is found for both; a code whose user is gone is found without one.
+        let expected = [
+            Some((false, holder.clone())),
+            Some((false, None)),
+            None,
+            Some((true, holder.clone())),
+            Some((false, holder)),
+        ];
+        assert_eq!(found, expected);
     }
 
     async fn grant_exists(db: &Database, id: &str) -> bool {
@@ -223,7 +313,7 @@ mod tests {
         let outcome = one_batch(&db, &[redeem("c0", "g0", Some("rt0")), redeem("c1", "taken", None)]).await;
         assert!(outcome.is_err(), "the batch fails");
         for code in ["c0", "c1"] {
-            assert!(!db.grants().find_code(code).await.unwrap().unwrap().1, "{code} is left unspent");
+            assert!(!db.grants().find_code_use(code).await.unwrap().unwrap().redeemed, "{code} is left unspent");
         }
         assert!(!grant_exists(&db, "g0").await, "no grant written");
         assert!(db.grants().find_refresh_token("rt0").await.unwrap().is_none(), "no refresh token written");

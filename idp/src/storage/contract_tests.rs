@@ -96,11 +96,11 @@ contract!(
     apps_are_the_clients_with_consent_or_live_grants,
 );
 
-fn now() -> OffsetDateTime {
+pub(crate) fn now() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap()
 }
 
-fn new_user(email: &str) -> NewUser {
+pub(crate) fn new_user(email: &str) -> NewUser {
     NewUser {
         id: UserId::new(),
         email: Email::parse(email).unwrap(),
@@ -219,12 +219,12 @@ pub(crate) fn grant(id: &str) -> Grant {
 
 async fn a_code_is_redeemed_once(db: Database) {
     db.grants().insert_code("hash", &code_record(), 1).await.unwrap();
-    let (stored, redeemed) = db.grants().find_code("hash").await.unwrap().unwrap();
-    assert_eq!((stored.pkce.as_deref(), redeemed), (Some("S256:challenge"), false));
+    let stored = db.grants().find_code_use("hash").await.unwrap().unwrap();
+    assert_eq!((stored.code.pkce.as_deref(), stored.redeemed), (Some("S256:challenge"), false));
     assert!(db.grants().redeem_code("hash", &grant("g1"), Some(("rt1", 1000))).await.unwrap());
     let second = db.grants().redeem_code("hash", &grant("g2"), Some(("rt2", 1000))).await.unwrap();
     assert!(!second, "a second redemption changes nothing");
-    assert!(db.grants().find_code("hash").await.unwrap().unwrap().1, "the code is marked redeemed");
+    assert!(db.grants().find_code_use("hash").await.unwrap().unwrap().redeemed, "the code is marked redeemed");
     let first = db.grants().find_refresh_token("rt1").await.unwrap().expect("the first grant's refresh token");
     assert_eq!((first.grant.id.as_str(), first.expires_at), ("g1", 1000));
     assert!(db.grants().find_refresh_token("rt2").await.unwrap().is_none(), "no second refresh token");
@@ -414,7 +414,7 @@ async fn purge_removes_only_what_can_no_longer_matter(db: Database) {
     assert!(db.grants().find_refresh_token("old-rt").await.unwrap().is_none());
     assert!(db.grants().find_refresh_token("live-rt").await.unwrap().is_some());
     assert_eq!(db.grants().user_access_token_active("live", "live.at").await.unwrap(), Some(true));
-    assert!(db.grants().find_code("old-code").await.unwrap().is_none());
+    assert!(db.grants().find_code_use("old-code").await.unwrap().is_none());
 }
 
 /// A client with a back-channel logout URI, a user with a grant from it in session `sid` (`g1`) and another

@@ -8,8 +8,7 @@
 use sqlx::{Any, AnyPool, Transaction};
 
 use super::StorageError;
-use super::batch::Batcher;
-use super::codes::Redeem;
+use super::codes::CodeBatches;
 use super::refresh::RefreshBatches;
 use super::users::{self, UserRow};
 use crate::domain::grants::Grant;
@@ -81,7 +80,7 @@ macro_rules! grant_columns {
     };
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(Clone, sqlx::FromRow)]
 struct CodeRow {
     client_id: String,
     user_id: String,
@@ -157,6 +156,52 @@ impl JoinedUser {
     }
 }
 
+/// A code as stored, with its user: what the authorization-code grant reads.
+#[derive(Debug)]
+pub struct CodeUse {
+    pub code: CodeRecord,
+    /// Whether it was spent already.
+    pub redeemed: bool,
+    /// `None` when the user is gone.
+    pub user: Option<User>,
+}
+
+/// A code row with its hash and its user ([`CODE_USE_SELECT`]).
+#[derive(Clone, sqlx::FromRow)]
+pub(super) struct CodeUseRow {
+    pub(super) code_hash: String,
+    #[sqlx(flatten)]
+    code: CodeRow,
+    #[sqlx(flatten)]
+    user: JoinedUser,
+}
+
+impl TryFrom<CodeUseRow> for CodeUse {
+    type Error = StorageError;
+
+    fn try_from(row: CodeUseRow) -> Result<CodeUse, StorageError> {
+        let CodeRow { client_id, user_id, redirect_uri, scope, pkce, nonce, auth_time, sid, expires_at, redeemed_at } =
+            row.code;
+        let user = row.user.into_user(user_id.clone())?;
+        let code = CodeRecord { client_id, user_id, redirect_uri, scope, pkce, nonce, auth_time, sid, expires_at };
+        Ok(CodeUse { code, redeemed: redeemed_at.is_some(), user })
+    }
+}
+
+/// What the authorization-code grant reads of a code ([`CodeUseRow`]), without its `WHERE` clause.
+macro_rules! code_use_select {
+    () => {
+        "SELECT c.code_hash, c.client_id, c.user_id, c.redirect_uri, c.scope, c.pkce, c.nonce, c.auth_time, c.sid, \
+         c.expires_at, c.redeemed_at, u.email AS user_email, u.name AS user_name, \
+         u.password_hash AS user_password_hash, u.created_at AS user_created_at \
+         FROM authorization_codes c LEFT JOIN users u ON u.id = c.user_id"
+    };
+}
+pub(super) const CODE_USE_SELECT: &str = code_use_select!();
+/// The code uses of a batch on PostgreSQL, their hashes joined by spaces in `$1` (`storage::codes`).
+pub(super) const CODE_USES_SELECT_POSTGRES: &str =
+    concat!(code_use_select!(), " WHERE c.code_hash = ANY (string_to_array($1, ' '))");
+
 /// A refresh row with its hash, its grant and its grant's user ([`REFRESH_USE_SELECT`]).
 #[derive(Clone, sqlx::FromRow)]
 pub(super) struct RefreshUseRow {
@@ -219,8 +264,8 @@ pub struct Grants<'a> {
     writes: &'a AnyPool,
     /// The refresh grant's read and rotation, run in batches (`storage::refresh`).
     refresh: &'a RefreshBatches,
-    /// The authorization-code grant's redemptions, run in batches (`storage::codes`).
-    redemptions: &'a Batcher<Redeem>,
+    /// The authorization-code grant's reads and redemptions, run in batches (`storage::codes`).
+    codes: &'a CodeBatches,
 }
 
 impl<'a> Grants<'a> {
@@ -228,9 +273,9 @@ impl<'a> Grants<'a> {
         pool: &'a AnyPool,
         writes: &'a AnyPool,
         refresh: &'a RefreshBatches,
-        redemptions: &'a Batcher<Redeem>,
+        codes: &'a CodeBatches,
     ) -> Self {
-        Grants { pool, writes, refresh, redemptions }
+        Grants { pool, writes, refresh, codes }
     }
 
     /// Starts a transaction, after the one writing before it (SQLite; see [`super::Database`]).
@@ -259,30 +304,11 @@ impl<'a> Grants<'a> {
         Ok(())
     }
 
-    /// A code as stored, whether or not it was redeemed.
-    pub async fn find_code(&self, code_hash: &str) -> Result<Option<(CodeRecord, bool)>, StorageError> {
-        let row: Option<CodeRow> = sqlx::query_as(
-            "SELECT client_id, user_id, redirect_uri, scope, pkce, nonce, auth_time, sid, expires_at, redeemed_at \
-             FROM authorization_codes WHERE code_hash = $1",
-        )
-        .bind(code_hash)
-        .fetch_optional(self.pool)
-        .await?;
-        Ok(row.map(|row| {
-            let redeemed = row.redeemed_at.is_some();
-            let code = CodeRecord {
-                client_id: row.client_id,
-                user_id: row.user_id,
-                redirect_uri: row.redirect_uri,
-                scope: row.scope,
-                pkce: row.pkce,
-                nonce: row.nonce,
-                auth_time: row.auth_time,
-                sid: row.sid,
-                expires_at: row.expires_at,
-            };
-            (code, redeemed)
-        }))
+    /// A code as stored, spent or not, with its user: what the authorization-code grant reads. It is read in
+    /// one query with the reads of concurrent requests (`storage::codes`): on SQLite's writer connection, or on
+    /// PostgreSQL's pool.
+    pub async fn find_code_use(&self, code_hash: &str) -> Result<Option<CodeUse>, StorageError> {
+        self.codes.find_use(code_hash).await
     }
 
     /// Spends a code and writes the grant made from it, with the grant's refresh token (hash and expiry) when
@@ -294,13 +320,7 @@ impl<'a> Grants<'a> {
         grant: &Grant,
         refresh_token: Option<(&str, i64)>,
     ) -> Result<bool, StorageError> {
-        self.redemptions
-            .run(Redeem {
-                code_hash: code_hash.to_owned(),
-                grant: grant.clone(),
-                refresh_token: refresh_token.map(|(hash, expires_at)| (hash.to_owned(), expires_at)),
-            })
-            .await
+        self.codes.redeem(code_hash, grant, refresh_token).await
     }
 
     /// Marks a code used without making anything from it (a failed redemption spends the code too).

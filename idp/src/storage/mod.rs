@@ -130,8 +130,8 @@ pub struct Database {
     /// The refresh grant's read and rotation, run in batches ([`refresh`]): through `writer` on SQLite, the pool
     /// on PostgreSQL.
     refresh: refresh::RefreshBatches,
-    /// The authorization-code grant's redemptions, run in batches ([`codes`]) on the same connection.
-    redemptions: batch::Batcher<codes::Redeem>,
+    /// The authorization-code grant's reads and redemptions, run in batches ([`codes`]), the same way.
+    codes: codes::CodeBatches,
 }
 
 impl Database {
@@ -153,8 +153,8 @@ impl Database {
             Backend::Postgres => None,
         };
         let batches = writer.as_ref().unwrap_or(&pool);
-        let (refresh, redemptions) = (refresh::RefreshBatches::start(batches), batch::Batcher::start(batches.clone()));
-        Ok(Database { pool, backend, writer, refresh, redemptions })
+        let (refresh, codes) = (refresh::RefreshBatches::start(batches), codes::CodeBatches::start(batches));
+        Ok(Database { pool, backend, writer, refresh, codes })
     }
 
     /// Whether the database is the embedded one (SQLite), whose log a server checkpoints itself.
@@ -212,7 +212,7 @@ impl Database {
     }
 
     pub fn grants(&self) -> Grants<'_> {
-        Grants::new(&self.pool, self.writer.as_ref().unwrap_or(&self.pool), &self.refresh, &self.redemptions)
+        Grants::new(&self.pool, self.writer.as_ref().unwrap_or(&self.pool), &self.refresh, &self.codes)
     }
 
     pub fn backchannel(&self) -> backchannel::Backchannel<'_> {

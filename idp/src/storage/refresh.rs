@@ -15,14 +15,14 @@
 //!
 //! Reads: the token, its grant and its user for every request of the batch in one `SELECT`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt::Write;
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool};
 
 use super::StorageError;
-use super::batch::{Batcher, Job, is_postgres, separated, spent_in_order};
+use super::batch::{Batcher, Job, by_key, is_postgres, select_in_sqlite, separated, spent_in_order};
 use super::grants::{REFRESH_USE_SELECT, REFRESH_USES_SELECT_POSTGRES, RefreshUse, RefreshUseRow, Rotation};
 
 /// The refresh grant's two batchers.
@@ -72,47 +72,18 @@ impl Job for FindRefreshUse {
         connection: &mut PoolConnection<Any>,
         jobs: &[FindRefreshUse],
     ) -> Result<Vec<Self::Outcome>, StorageError> {
-        let hashes = jobs.iter().map(|job| job.token_hash.as_str());
+        let hashes = || jobs.iter().map(|job| job.token_hash.as_str());
         let rows: Vec<RefreshUseRow> = if is_postgres(connection) {
             sqlx::query_as(REFRESH_USES_SELECT_POSTGRES)
-                .bind(separated(hashes, ' ')?)
+                .bind(separated(hashes(), ' ')?)
                 .fetch_all(&mut **connection)
                 .await?
         } else {
-            read_sqlite(connection, hashes.collect()).await?
+            select_in_sqlite(connection, REFRESH_USE_SELECT, "r.token_hash", &hashes().collect::<Vec<_>>()).await?
         };
-        Ok(outcomes(jobs, &rows))
+        // A token presented twice in one batch is read for both, which then race to rotate it.
+        Ok(by_key(hashes(), &rows, |row| row.token_hash.as_str()))
     }
-}
-
-/// The SQLite read of a batch: `IN` a list of parameters.
-async fn read_sqlite(
-    connection: &mut PoolConnection<Any>,
-    hashes: Vec<&str>,
-) -> Result<Vec<RefreshUseRow>, sqlx::Error> {
-    // The list is padded to a power of two by repeating the last hash, so that the connection keeps
-    // seven prepared statements for these rather than sixty-four.
-    let slots = hashes.len().next_power_of_two();
-    let mut sql = format!("{REFRESH_USE_SELECT} WHERE r.token_hash IN (");
-    for k in 1..=slots {
-        // Writing to a String cannot fail.
-        let _ = write!(sql, "{}${k}", if k == 1 { "" } else { ", " });
-    }
-    sql.push(')');
-    let mut query = sqlx::query_as::<_, RefreshUseRow>(sqlx::AssertSqlSafe(sql));
-    for k in 0..slots {
-        query = query.bind(hashes[k.min(hashes.len() - 1)]);
-    }
-    query.fetch_all(&mut **connection).await
-}
-
-/// Each read's row, found by its hash. A token presented twice in one batch is read for both, which then race
-/// to rotate it.
-fn outcomes(jobs: &[FindRefreshUse], rows: &[RefreshUseRow]) -> Vec<Result<Option<RefreshUse>, StorageError>> {
-    let found: HashMap<&str, &RefreshUseRow> = rows.iter().map(|row| (row.token_hash.as_str(), row)).collect();
-    jobs.iter()
-        .map(|job| found.get(job.token_hash.as_str()).map(|row| RefreshUse::try_from((*row).clone())).transpose())
-        .collect()
 }
 
 /// The rotations of a batch on PostgreSQL, each list space-separated in its parameter ($1 the presented hashes,

@@ -14,9 +14,8 @@ use super::{Grant, pkce, secs};
 use crate::domain::clients::{Client, GrantType};
 use crate::domain::scope::{self, Scopes};
 use crate::domain::tokens;
-use crate::domain::users::UserId;
 use crate::error::{Error, ErrorCode};
-use crate::storage::grants::CodeRecord;
+use crate::storage::grants::{CodeRecord, CodeUse};
 
 /// The token request of this grant.
 #[derive(Debug)]
@@ -61,16 +60,12 @@ pub async fn exchange(
     let now = ctx.now_secs();
     let code_hash = tokens::hash_secret(request.code);
     let grants = ctx.db.grants();
-    let Some((code, redeemed)) = grants.find_code(&code_hash).await? else {
+    let Some(CodeUse { code, redeemed, user }) = grants.find_code_use(&code_hash).await? else {
         return Err(invalid_grant("the authorization code is invalid, expired or already used"));
     };
     if redeemed {
         return reused(ctx, client, &code_hash).await;
     }
-    let user = match UserId::parse(&code.user_id) {
-        Some(id) => ctx.db.users().find(id).await?,
-        None => None,
-    };
     let checked = check(&code, client, &request, now)
         .and_then(|()| user.ok_or_else(|| invalid_grant("the user no longer exists")));
     let user = match checked {
