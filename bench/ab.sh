@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 
-[ $# -eq 2 ] || { sed -n '2,13p' "$0"; exit 2; }
+[ $# -eq 2 ] || { sed -n '2,14p' "$0"; exit 2; }
 A=$(realpath "$1") B=$(realpath "$2")
 SCENARIO=${SCENARIO:-refresh}
 USERS=${USERS:-100000}
@@ -28,7 +28,6 @@ BACKEND=${BACKEND:-sqlite}
 ID_TOKEN_ALG=${ID_TOKEN_ALG:-ES256}
 PORT=${PORT:-18090}
 SEED=${SEED:-${CARGO_TARGET_DIR:-$HOME/.cache/idp-bench-target}/release/examples/bench_seed}
-CODES=${CODES:-$((8000 * ${DURATION%s}))}
 
 for tool in taskset wrk curl python3 "$SEED"; do
   command -v "$tool" >/dev/null || { echo "bench/ab.sh needs $tool"; exit 1; }
@@ -74,7 +73,9 @@ basic=$(python3 -c 'import base64,json,sys; c=json.load(open(sys.argv[1]));
 print(base64.b64encode((c["client_id"] + ":" + c["client_secret"]).encode()).decode())' "$work/seed/client.json")
 case $SCENARIO in
   refresh) args=(refresh "$basic" /token "$work/seed/refresh_tokens.txt") ;;
-  code) args=(code "$basic" /token "$work/seed/codes.txt" "$RP_REDIRECT_URI" "$CODE_VERIFIER") ;;
+  code)
+    codes=$(codes_for "$DURATION")
+    args=(code "$basic" /token "$work/seed/codes.txt" "$RP_REDIRECT_URI" "$CODE_VERIFIER") ;;
   introspect-refresh) args=(introspect "$basic" /introspect "$work/seed/refresh_tokens.txt" refresh_token) ;;
   introspect-access) args=(introspect "$basic" /introspect "$work/seed/access_tokens.txt" access_token) ;;
   userinfo) args=(bearer /userinfo "$work/seed/access_tokens.txt") ;;
@@ -86,7 +87,7 @@ for pair in $(seq 1 "$PAIRS"); do
   for build in A B; do
     bin=$A; [ $build = B ] && bin=$B
     db=$(fresh_db)
-    if [ "$SCENARIO" = code ]; then env $(idp_env "$db") "$SEED" --codes "$CODES" --out "$work/seed"; fi
+    if [ "$SCENARIO" = code ]; then env $(idp_env "$db") "$SEED" --codes "$codes" --out "$work/seed"; fi
     env $(idp_env "$db") taskset -c "$SERVER_CPU" "$bin" serve >"$work/server.log" 2>&1 &
     server=$!
     wait_ready "http://127.0.0.1:$PORT/readyz"

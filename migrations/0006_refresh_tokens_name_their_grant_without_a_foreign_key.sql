@@ -3,7 +3,7 @@
 -- Every refresh writes a successor token, and the key made PostgreSQL check its grant with a query of its own
 -- and lock the grant's row for it (a log record per row): without it, the refresh grant on PostgreSQL served
 -- 0-12% more refreshes a second (6% on average over six pairs). The key guarded nothing the issuer relies on:
--- - a successor names the grant that the same refresh has just read, alive, in the same batch;
+-- - a successor names the grant that the same refresh has just read, alive, a moment before;
 -- - every use of a token joins its grant, so a token whose grant is gone is never accepted;
 -- - grants are only deleted by the purge, a day after they expired or were revoked, and the purge deletes
 --   their tokens first (its cascade was never what removed them).

@@ -135,7 +135,11 @@ if (process.env.SEED_USERS) {
         res.writeHead(400).end('POST /codes?n=N\n');
         return;
       }
-      res.writeHead(200, { 'content-type': 'text/plain' }).end(`${(await mintCodes(n)).join('\n')}\n`);
+      try {
+        res.writeHead(200, { 'content-type': 'text/plain' }).end(`${(await mintCodes(n)).join('\n')}\n`);
+      } catch (error) {
+        res.writeHead(500).end(`${error}\n`);
+      }
     }).listen(Number(process.env.ADMIN_PORT), '127.0.0.1');
   }
 }

@@ -7,8 +7,8 @@
 //! spends its code only if no one spent it before, and writes its grant and refresh token only if it spent
 //! the code: a code presented twice, in one batch or in two, makes one grant.
 //! - SQLite: one script on the writer connection, `BEGIN IMMEDIATE`, three statements a redemption,
-//!   `COMMIT`. The grant's insert checks that the code now names this grant, whose id is new, and the refresh
-//!   token's that the grant exists.
+//!   `COMMIT`. The grant's and the refresh token's inserts each check that the code now names this grant,
+//!   whose id is new.
 //! - PostgreSQL: one statement over separated lists (see `REDEEM_POSTGRES`).
 //!
 //! One hand-over to SQLite's thread (or one round trip) per batch, and one commit per batch of writes, where
@@ -95,8 +95,10 @@ impl Job for Redeem {
     /// Whether this redemption spent the code (and so wrote its grant).
     type Outcome = bool;
     const NAME: &'static str = "authorization-code redemptions";
-    /// Eleven parameters each on SQLite, far under its 32,766.
-    const MAX_BATCH: usize = 64;
+    /// Eleven parameters each on SQLite, far under its 32,766. Each size is a script of its own, prepared and
+    /// kept in the writer connection's cache of 100 statements: these 32, the rotations' 32, the two reads' 7
+    /// shapes each and the connection's other statements all fit, so no batch evicts another's script.
+    const MAX_BATCH: usize = 32;
 
     async fn run(connection: &mut PoolConnection<Any>, jobs: &[Redeem]) -> Result<Vec<bool>, StorageError> {
         if is_postgres(connection) {
@@ -140,7 +142,8 @@ fn redemptions_sql(n: usize) -> String {
              WHERE EXISTS (SELECT 1 FROM authorization_codes WHERE code_hash = ${code} AND grant_id = ${grant}); \
              INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
              SELECT ${refresh}, ${grant}, ${now}, ${refresh_expires} \
-             WHERE ${refresh} IS NOT NULL AND EXISTS (SELECT 1 FROM grants WHERE id = ${grant}); ",
+             WHERE ${refresh} IS NOT NULL \
+               AND EXISTS (SELECT 1 FROM authorization_codes WHERE code_hash = ${code} AND grant_id = ${grant}); ",
             code = p(1),
             grant = p(2),
             client = p(3),
@@ -230,6 +233,7 @@ mod tests {
         a_batch_of_code_reads_finds_each_code_with_its_user,
         a_batch_of_redemptions_spends_each_code_once_and_the_first_wins,
         a_batch_of_redemptions_with_a_failing_write_writes_nothing,
+        a_redemption_writes_its_grant_and_refresh_token_whole,
     );
 
     /// Codes `c0`, `c1`… `c{n-1}`, unspent.
@@ -297,11 +301,75 @@ mod tests {
         let made = [grant_exists(&db, "g0").await, grant_exists(&db, "g1").await];
         let not_made = [grant_exists(&db, "g2").await, grant_exists(&db, "g3").await];
         assert_eq!((made, not_made), ([true, true], [false, false]));
-        let refresh = grants.find_refresh_token("rt0").await.unwrap().expect("g0's refresh token");
-        assert_eq!((refresh.grant.id.as_str(), refresh.grant.scope.to_string()), ("g0", grant("g0").scope.to_string()));
+        assert_eq!(grants.find_refresh_token("rt0").await.unwrap().expect("g0's refresh token").grant.id, "g0");
         for hash in ["rt2", "rt3"] {
             assert!(grants.find_refresh_token(hash).await.unwrap().is_none(), "{hash} is not written");
         }
+        let (g1_tokens,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM refresh_tokens WHERE grant_id = 'g1'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(g1_tokens, 0, "a redemption without a refresh token writes none");
+    }
+
+    /// Every field of the grant and of its refresh token is written where it belongs.
+    async fn a_redemption_writes_its_grant_and_refresh_token_whole(db: Database) {
+        codes(&db, 1).await;
+        let made = Grant {
+            client_id: "the-client".into(),
+            user_id: "the-user".into(),
+            sid: "the-sid".into(),
+            auth_time: 7,
+            created_at: 8,
+            expires_at: 9_000,
+            ..grant("g0")
+        };
+        let job = Redeem { code_hash: "c0".into(), grant: made.clone(), refresh_token: Some(("rt0".into(), 900)) };
+        assert_eq!(one_batch(&db, &[job]).await.unwrap(), [true]);
+        let stored = db.grants().find_refresh_token("rt0").await.unwrap().expect("the refresh token");
+        assert_eq!((stored.expires_at, stored.rotated_at), (900, None));
+        let written =
+            |g: &Grant| (g.id.clone(), g.client_id.clone(), g.user_id.clone(), g.scope.to_string(), g.sid.clone());
+        assert_eq!(written(&stored.grant), written(&made));
+        let times = |g: &Grant| (g.auth_time, g.created_at, g.expires_at, g.revoked_at);
+        assert_eq!(times(&stored.grant), times(&made));
+        let code = db.grants().find_code_use("c0").await.unwrap().unwrap();
+        assert!(code.redeemed);
+        let (redeemed_at,): (i64,) =
+            sqlx::query_as("SELECT redeemed_at FROM authorization_codes WHERE code_hash = 'c0'")
+                .fetch_one(db.pool())
+                .await
+                .unwrap();
+        assert_eq!(redeemed_at, 8, "spent at the grant's creation");
+    }
+
+    /// Two nodes' batches redeeming the same two codes in opposite orders (as
+    /// `refresh::tests::postgres_batches_of_two_nodes_with_the_same_tokens_do_not_deadlock` for rotations):
+    /// locking in the order of the hashes, one batch spends both codes and the other neither.
+    #[cfg_attr(not(postgres_tests), ignore = "set DATABASE_URL to run the PostgreSQL suite")]
+    #[sqlx::test(migrations = false)]
+    async fn postgres_batches_of_two_nodes_with_the_same_codes_do_not_deadlock(
+        _: sqlx::postgres::PgPoolOptions,
+        options: sqlx::postgres::PgConnectOptions,
+    ) {
+        use sqlx::{ConnectOptions, Connection};
+        let (node_a, node_b) = (postgres(options.clone()).await, postgres(options.clone()).await);
+        codes(&node_a, 2).await;
+        let mut holder = options.connect().await.unwrap();
+        let mut holding = holder.begin().await.unwrap();
+        sqlx::query("SELECT 1 FROM authorization_codes WHERE code_hash = 'c1' FOR UPDATE")
+            .execute(&mut *holding)
+            .await
+            .unwrap();
+        let batch = |db: Database, jobs: [Redeem; 2]| tokio::spawn(async move { one_batch(&db, &jobs).await });
+        let b = batch(node_b, [redeem("c1", "b1", None), redeem("c0", "b0", None)]);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let a = batch(node_a, [redeem("c0", "a0", None), redeem("c1", "a1", None)]);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        holding.commit().await.unwrap();
+        let (a, b) = (a.await.unwrap().expect("node A's batch"), b.await.unwrap().expect("node B's batch"));
+        let spent = [a, b].map(|outcomes| outcomes.iter().filter(|spent| **spent).count());
+        assert!(spent == [2, 0] || spent == [0, 2], "one batch spends both codes: {spent:?}");
     }
 
     async fn a_batch_of_redemptions_with_a_failing_write_writes_nothing(db: Database) {

@@ -326,6 +326,10 @@ async fn refresh_tokens_outlive_the_rebuild_of_their_table(db: Database) {
     let spent = grants.find_refresh_token_use("spent").await.unwrap().expect("the spent token");
     assert_eq!((unspent.record.grant.id.as_str(), unspent.record.rotated_at), ("g", None));
     assert_eq!((spent.record.grant.id.as_str(), spent.record.rotated_at), ("g", Some(2)));
+    // Without the foreign key, deleting the grant no longer deletes its tokens.
+    sqlx::query("DELETE FROM grants").execute(db.pool()).await.unwrap();
+    let (left,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM refresh_tokens").fetch_one(db.pool()).await.unwrap();
+    assert_eq!(left, 2, "no cascade");
 }
 
 #[tokio::test]

@@ -2,8 +2,9 @@
 //!
 //! Every use of a code or a refresh token ends in a conditional `UPDATE` that marks it used, so of two
 //! concurrent uses exactly one wins, and the loser can revoke what the winner made (RFC 9700 §4.14.2,
-//! ASVS 10.4.2). A code is redeemed in a [`GrantTx`], together with the grant it creates. A refresh token's
-//! successor is written in the same transaction as the `UPDATE` that spends it ([`Grants::rotate_refresh_token`]).
+//! ASVS 10.4.2). A code's grant and refresh token are written in the same transaction as the `UPDATE` that
+//! spends it ([`Grants::redeem_code`]), and a refresh token's successor in the same transaction as the `UPDATE`
+//! that spends it ([`Grants::rotate_refresh_token`]).
 
 use sqlx::{Any, AnyPool, Transaction};
 
@@ -530,7 +531,6 @@ pub struct GrantTx {
 }
 
 impl GrantTx {
-    /// Marks a code redeemed by `grant_id`, if it was not already; false when another redemption won.
     pub async fn insert_grant(&mut self, grant: &Grant) -> Result<(), StorageError> {
         sqlx::query(
             "INSERT INTO grants (id, client_id, user_id, scope, sid, auth_time, created_at, expires_at) \

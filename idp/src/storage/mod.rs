@@ -118,7 +118,8 @@ pub struct Database {
     pool: AnyPool,
     backend: Backend,
     /// SQLite: a pool of one connection, through which the grants are written (`None` on PostgreSQL, whose
-    /// row locks let writers run side by side; its refresh rotations run one batch at a time, see `refresh`).
+    /// row locks let writers run side by side; its refresh rotations and code redemptions run one batch at a
+    /// time, see `refresh` and `codes`).
     ///
     /// SQLite lets one transaction write at a time, and a writer that finds the lock taken sleeps in the busy
     /// handler (1, 2, 5, 10… ms) before it tries again. Waiting for this connection is waiting for the write

@@ -120,8 +120,10 @@ pub(super) struct Rotate {
 impl Job for Rotate {
     type Outcome = bool;
     const NAME: &'static str = "refresh-token rotations";
-    /// Five parameters each, far under SQLite's 32,766.
-    const MAX_BATCH: usize = 64;
+    /// Five parameters each, far under SQLite's 32,766. Each size is a script of its own in the writer
+    /// connection's cache of 100 prepared statements, which also holds the code redemptions' 32 and the reads'
+    /// shapes (see [`super::codes::Redeem`]): 32, rather than 64, keeps them all in it.
+    const MAX_BATCH: usize = 32;
 
     async fn run(connection: &mut PoolConnection<Any>, jobs: &[Rotate]) -> Result<Vec<bool>, StorageError> {
         if is_postgres(connection) {
