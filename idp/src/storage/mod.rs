@@ -128,8 +128,10 @@ pub struct Database {
     /// each page it needs from the file again (about 40 `pread`s per refresh grant at 100k users when the
     /// grant's read and writes went to whichever connection was free).
     writer: Option<AnyPool>,
-    /// The refresh grant's read and rotation, run in batches ([`refresh`]): through `writer` on SQLite, the pool
-    /// on PostgreSQL.
+    /// Where the batches of the refresh and code grants run: `writer` on SQLite; on PostgreSQL a pool of its
+    /// own, whose connections plan each batch for its keys and the tables' size (`pool_options`).
+    batches: AnyPool,
+    /// The refresh grant's read and rotation, run in batches ([`refresh`]).
     refresh: refresh::RefreshBatches,
     /// The authorization-code grant's reads and redemptions, run in batches ([`codes`]), the same way.
     codes: codes::CodeBatches,
@@ -145,17 +147,22 @@ impl Database {
             DatabaseUrl::Postgres(url) => (url.clone(), Backend::Postgres, 16),
         };
         let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
-        let pool = pool_options(backend, max).connect_with(options.clone()).await?;
-        let writer = match backend {
+        let pool = pool_options(backend, max, Role::General).connect_with(options.clone()).await?;
+        let (writer, batches) = match backend {
             // Kept open: closing it would throw away the page cache it is there to keep.
             Backend::Sqlite => {
-                Some(pool_options(backend, 1).idle_timeout(None).max_lifetime(None).connect_with(options).await?)
+                let writer = pool_options(backend, 1, Role::General)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .connect_with(options)
+                    .await?;
+                (Some(writer.clone()), writer)
             }
-            Backend::Postgres => None,
+            // One connection for each batcher's batch in flight.
+            Backend::Postgres => (None, pool_options(backend, 4, Role::Batches).connect_with(options).await?),
         };
-        let batches = writer.as_ref().unwrap_or(&pool);
-        let (refresh, codes) = (refresh::RefreshBatches::start(batches), codes::CodeBatches::start(batches));
-        Ok(Database { pool, backend, writer, refresh, codes })
+        let (refresh, codes) = (refresh::RefreshBatches::start(&batches), codes::CodeBatches::start(&batches));
+        Ok(Database { pool, backend, writer, batches, refresh, codes })
     }
 
     /// Whether the database is the embedded one (SQLite), whose log a server checkpoints itself.
@@ -226,15 +233,21 @@ impl Database {
     }
 
     pub async fn close(&self) {
-        if let Some(writer) = &self.writer {
-            writer.close().await;
-        }
+        self.batches.close().await;
         self.pool.close().await;
     }
 }
 
-/// A pool of at most `max` connections to the database of `backend`.
-fn pool_options(backend: Backend, max: u32) -> AnyPoolOptions {
+/// What a pool's connections are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    General,
+    /// The batches of the refresh and code grants ([`batch`]); on PostgreSQL, a pool of their own.
+    Batches,
+}
+
+/// A pool of at most `max` connections to the database of `backend`, for `role`.
+fn pool_options(backend: Backend, max: u32, role: Role) -> AnyPoolOptions {
     let options = AnyPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(5))
@@ -250,6 +263,13 @@ fn pool_options(backend: Backend, max: u32) -> AnyPoolOptions {
                          PRAGMA wal_autocheckpoint = 0;",
                     )
                     .await?;
+                } else if role == Role::Batches {
+                    // After five executions of a prepared statement PostgreSQL may keep a generic plan, made
+                    // for the tables as they were then: for a batch on a table of a thousand tokens, a full
+                    // scan and a hash join, which it then keeps while every refresh grows the table (906
+                    // refreshes/s against 3,794 in the run before, at 1k users). Planned at each execution,
+                    // a batch's plan follows the table's size and the batch's keys.
+                    conn.execute("SET plan_cache_mode = force_custom_plan").await?;
                 }
                 Ok(())
             })
