@@ -161,13 +161,49 @@ pub(super) async fn spent_in_order<'k>(
     Ok(keys.map(|key| spent.next_if(|spent| spent == key).is_some()).collect())
 }
 
-/// The rows of `select` (a `SELECT … FROM …` without its `WHERE`) whose `column` is one of `keys`, on SQLite:
-/// `IN` a list of parameters. The list is padded to a power of two by repeating the last key, so that the
-/// connection keeps seven prepared statements for these rather than sixty-four.
-pub(super) async fn select_in_sqlite<R>(
+/// A batched read of rows by key (a token or code hash), one query per batch on either backend.
+pub(super) struct KeyedRead<R> {
+    /// `SELECT … FROM …` without its `WHERE`: SQLite's query, to which an `IN` list is added.
+    pub(super) select: &'static str,
+    /// The same with `WHERE column = ANY (string_to_array($1, ' '))`: PostgreSQL's.
+    pub(super) select_postgres: &'static str,
+    /// The key's column, as `select` names it.
+    pub(super) column: &'static str,
+    /// The key of a row.
+    pub(super) key_of: fn(&R) -> &str,
+}
+
+/// Reads the rows of `keys` (one per key found) and gives each key its row, converted: the outcomes of a
+/// batch of reads. A key asked for twice in one batch finds its row for both; a row that no longer converts
+/// fails its own read only.
+pub(super) async fn read_by_key<R, T>(
     connection: &mut PoolConnection<Any>,
-    select: &str,
-    column: &str,
+    read: &KeyedRead<R>,
+    keys: &[&str],
+) -> Result<Vec<Result<Option<T>, StorageError>>, StorageError>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Clone + Send + Unpin,
+    T: TryFrom<R, Error = StorageError>,
+{
+    let rows: Vec<R> = if is_postgres(connection) {
+        sqlx::query_as(sqlx::AssertSqlSafe(read.select_postgres))
+            .bind(separated(keys.iter(), ' ')?)
+            .fetch_all(&mut **connection)
+            .await?
+    } else {
+        select_in_sqlite(connection, read.select, read.column, keys).await?
+    };
+    let found: std::collections::HashMap<&str, &R> = rows.iter().map(|row| ((read.key_of)(row), row)).collect();
+    Ok(keys.iter().map(|key| found.get(key).map(|row| T::try_from((*row).clone())).transpose()).collect())
+}
+
+/// The rows of `select` whose `column` is one of `keys`, on SQLite: `IN` a list of parameters. The list is
+/// padded to a power of two by repeating the last key, so that the connection keeps seven prepared statements
+/// for these rather than sixty-four.
+async fn select_in_sqlite<R>(
+    connection: &mut PoolConnection<Any>,
+    select: &'static str,
+    column: &'static str,
     keys: &[&str],
 ) -> Result<Vec<R>, sqlx::Error>
 where
@@ -186,15 +222,4 @@ where
         query = query.bind(keys[k.min(keys.len() - 1)]);
     }
     query.fetch_all(&mut **connection).await
-}
-
-/// Each key's row among `rows` (found by `key_of`), converted: a read's outcome. A key asked for twice in one
-/// batch finds its row for both. A row that no longer converts fails its own read only.
-pub(super) fn by_key<'k, R: Clone, T: TryFrom<R, Error = StorageError>>(
-    keys: impl Iterator<Item = &'k str>,
-    rows: &[R],
-    key_of: fn(&R) -> &str,
-) -> Vec<Result<Option<T>, StorageError>> {
-    let found: std::collections::HashMap<&str, &R> = rows.iter().map(|row| (key_of(row), row)).collect();
-    keys.map(|key| found.get(key).map(|row| T::try_from((*row).clone())).transpose()).collect()
 }

@@ -21,7 +21,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool};
 
 use super::StorageError;
-use super::batch::{Batcher, Job, by_key, is_postgres, select_in_sqlite, separated, spent_in_order};
+use super::batch::{Batcher, Job, KeyedRead, is_postgres, read_by_key, separated, spent_in_order};
 use super::grants::{CODE_USE_SELECT, CODE_USES_SELECT_POSTGRES, CodeUse, CodeUseRow};
 use crate::domain::grants::Grant;
 
@@ -70,18 +70,18 @@ impl Job for FindCodeUse {
         connection: &mut PoolConnection<Any>,
         jobs: &[FindCodeUse],
     ) -> Result<Vec<Self::Outcome>, StorageError> {
-        let hashes = || jobs.iter().map(|job| job.code_hash.as_str());
-        let rows: Vec<CodeUseRow> = if is_postgres(connection) {
-            sqlx::query_as(CODE_USES_SELECT_POSTGRES)
-                .bind(separated(hashes(), ' ')?)
-                .fetch_all(&mut **connection)
-                .await?
-        } else {
-            select_in_sqlite(connection, CODE_USE_SELECT, "c.code_hash", &hashes().collect::<Vec<_>>()).await?
-        };
-        Ok(by_key(hashes(), &rows, |row| row.code_hash.as_str()))
+        let hashes: Vec<&str> = jobs.iter().map(|job| job.code_hash.as_str()).collect();
+        read_by_key(connection, &CODE_USE_READ, &hashes).await
     }
 }
+
+/// The code and its user, by the code's hash.
+const CODE_USE_READ: KeyedRead<CodeUseRow> = KeyedRead {
+    select: CODE_USE_SELECT,
+    select_postgres: CODE_USES_SELECT_POSTGRES,
+    column: "c.code_hash",
+    key_of: |row| row.code_hash.as_str(),
+};
 
 /// A code's redemption: spend `code_hash` and write `grant`, with `refresh_token` when there is one.
 pub(super) struct Redeem {

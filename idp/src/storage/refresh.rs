@@ -22,7 +22,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool};
 
 use super::StorageError;
-use super::batch::{Batcher, Job, by_key, is_postgres, select_in_sqlite, separated, spent_in_order};
+use super::batch::{Batcher, Job, KeyedRead, is_postgres, read_by_key, separated, spent_in_order};
 use super::grants::{REFRESH_USE_SELECT, REFRESH_USES_SELECT_POSTGRES, RefreshUse, RefreshUseRow, Rotation};
 
 /// The refresh grant's two batchers.
@@ -72,19 +72,19 @@ impl Job for FindRefreshUse {
         connection: &mut PoolConnection<Any>,
         jobs: &[FindRefreshUse],
     ) -> Result<Vec<Self::Outcome>, StorageError> {
-        let hashes = || jobs.iter().map(|job| job.token_hash.as_str());
-        let rows: Vec<RefreshUseRow> = if is_postgres(connection) {
-            sqlx::query_as(REFRESH_USES_SELECT_POSTGRES)
-                .bind(separated(hashes(), ' ')?)
-                .fetch_all(&mut **connection)
-                .await?
-        } else {
-            select_in_sqlite(connection, REFRESH_USE_SELECT, "r.token_hash", &hashes().collect::<Vec<_>>()).await?
-        };
         // A token presented twice in one batch is read for both, which then race to rotate it.
-        Ok(by_key(hashes(), &rows, |row| row.token_hash.as_str()))
+        let hashes: Vec<&str> = jobs.iter().map(|job| job.token_hash.as_str()).collect();
+        read_by_key(connection, &REFRESH_USE_READ, &hashes).await
     }
 }
+
+/// The token, its grant and the grant's user, by the token's hash.
+const REFRESH_USE_READ: KeyedRead<RefreshUseRow> = KeyedRead {
+    select: REFRESH_USE_SELECT,
+    select_postgres: REFRESH_USES_SELECT_POSTGRES,
+    column: "r.token_hash",
+    key_of: |row| row.token_hash.as_str(),
+};
 
 /// The rotations of a batch on PostgreSQL, each list space-separated in its parameter ($1 the presented hashes,
 /// $2 the successors', $3 the grants, $4 the times, $5 the successors' expiries). One statement, on one
