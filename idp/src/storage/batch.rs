@@ -15,9 +15,10 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyPool};
+use sqlx::{Any, AnyPool, Executor};
 use tokio::sync::{mpsc, oneshot};
 
 use super::StorageError;
@@ -81,10 +82,14 @@ fn stopped() -> StorageError {
 
 async fn run_batches<J: Job>(pool: AnyPool, mut queue: mpsc::UnboundedReceiver<(J, Reply<J>)>) {
     let mut queued = Vec::with_capacity(J::MAX_BATCH);
+    let mut planned = Instant::now();
     while queue.recv_many(&mut queued, J::MAX_BATCH).await > 0 {
         let (jobs, replies): (Vec<J>, Vec<Reply<J>>) = queued.drain(..).unzip();
         let outcomes = match pool.acquire().await {
-            Ok(mut connection) => J::run(&mut connection, &jobs).await,
+            Ok(mut connection) => match replan_if_due(&mut connection, &mut planned).await {
+                Ok(()) => J::run(&mut connection, &jobs).await,
+                Err(e) => Err(e.into()),
+            },
             Err(e) => Err(e.into()),
         };
         match outcomes {
@@ -104,6 +109,21 @@ async fn run_batches<J: Job>(pool: AnyPool, mut queue: mpsc::UnboundedReceiver<(
             }
         }
     }
+}
+
+/// How long a PostgreSQL batch connection keeps the plans it made (see `Role::Batches` in [`super`]).
+pub(super) const PLANS_KEPT_FOR: Duration = Duration::from_millis(250);
+
+/// On PostgreSQL, drops `connection`'s plans when this batcher last did so `PLANS_KEPT_FOR` ago or more, so
+/// that its next statements are planned again for the tables as they are now. The batchers share the batch
+/// pool's connections, so each connection is replanned about that often.
+async fn replan_if_due(connection: &mut PoolConnection<Any>, planned: &mut Instant) -> Result<(), sqlx::Error> {
+    if !is_postgres(connection) || planned.elapsed() < PLANS_KEPT_FOR {
+        return Ok(());
+    }
+    *planned = Instant::now();
+    (&mut **connection).execute("DISCARD PLANS").await?;
+    Ok(())
 }
 
 pub(super) fn is_postgres(connection: &PoolConnection<Any>) -> bool {
@@ -222,4 +242,60 @@ where
         query = query.bind(keys[k.min(keys.len() - 1)]);
     }
     query.fetch_all(&mut **connection).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::contract_tests::postgres;
+    use crate::storage::grants::REFRESH_USES_SELECT_POSTGRES;
+
+    /// The plan that `connection` holds for the batched refresh-token read, as `EXPLAIN` prints it.
+    async fn held_plan(connection: &mut PoolConnection<Any>) -> String {
+        let (name,): (String,) = sqlx::query_as("SELECT name FROM pg_prepared_statements WHERE statement = $1")
+            .bind(REFRESH_USES_SELECT_POSTGRES)
+            .fetch_one(&mut **connection)
+            .await
+            .unwrap();
+        let explain = format!("EXPLAIN EXECUTE {name}('a b c')");
+        let lines: Vec<(String,)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(explain)).fetch_all(&mut **connection).await.unwrap();
+        lines.into_iter().map(|(line,)| line).collect::<Vec<_>>().join("\n")
+    }
+
+    /// A PostgreSQL batch connection keeps the plan it made for a statement (`force_generic_plan`), here one
+    /// made for an empty table, until `PLANS_KEPT_FOR` has passed; the batcher then has it plan again, for the
+    /// table as it has grown.
+    #[cfg_attr(not(postgres_tests), ignore = "set DATABASE_URL to run the PostgreSQL suite")]
+    #[sqlx::test(migrations = false)]
+    async fn postgres_batch_plans_are_made_again_for_grown_tables(
+        _: sqlx::postgres::PgPoolOptions,
+        options: sqlx::postgres::PgConnectOptions,
+    ) {
+        let db = postgres(options).await;
+        // No analysis by autovacuum meanwhile, which would make PostgreSQL drop the plan itself.
+        sqlx::query("ALTER TABLE refresh_tokens SET (autovacuum_enabled = false)").execute(db.pool()).await.unwrap();
+        sqlx::query("ANALYZE refresh_tokens").execute(db.pool()).await.unwrap();
+        let mut connection = db.batches.acquire().await.unwrap();
+        // The batched read as `read_by_key` runs it on PostgreSQL.
+        sqlx::query(REFRESH_USES_SELECT_POSTGRES).bind("a b").fetch_all(&mut *connection).await.unwrap();
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
+             SELECT 'rt' || n, 'g' || n, 0, 1 FROM generate_series(1, 50000) AS n",
+        )
+        .execute(db.pool())
+        .await
+        .unwrap();
+
+        let mut planned = Instant::now();
+        replan_if_due(&mut connection, &mut planned).await.unwrap();
+        let kept = held_plan(&mut connection).await;
+        assert!(kept.contains("Seq Scan on refresh_tokens"), "the plan for the empty table, kept:\n{kept}");
+
+        planned -= PLANS_KEPT_FOR;
+        replan_if_due(&mut connection, &mut planned).await.unwrap();
+        let remade = held_plan(&mut connection).await;
+        assert!(!remade.contains("Seq Scan on refresh_tokens"), "planned again for 50,000 tokens:\n{remade}");
+        assert!(remade.contains("refresh_tokens_rebuilt_pkey"), "{remade}");
+    }
 }

@@ -555,20 +555,6 @@ async fn a_transaction_dropped_while_it_begins_leaves_no_connection_inside_it(
     assert!(completed, "the last attempt waited long enough for the transaction to start");
 }
 
-/// On PostgreSQL the refresh and code grants' batches run on connections of their own, which plan each batch
-/// for its keys and the tables' size rather than keep a plan made when the tables were small (`pool_options`).
-#[cfg_attr(not(postgres_tests), ignore = "set DATABASE_URL to run the PostgreSQL suite")]
-#[sqlx::test(migrations = false)]
-async fn postgres_batches_are_planned_at_each_execution(
-    _: sqlx::postgres::PgPoolOptions,
-    options: sqlx::postgres::PgConnectOptions,
-) {
-    let db = postgres(options).await;
-    let (batches,): (String,) = sqlx::query_as("SHOW plan_cache_mode").fetch_one(&db.batches).await.unwrap();
-    let (general,): (String,) = sqlx::query_as("SHOW plan_cache_mode").fetch_one(db.pool()).await.unwrap();
-    assert_eq!((batches.as_str(), general.as_str()), ("force_custom_plan", "auto"));
-}
-
 /// A PostgreSQL connection that broke while idle in the pool (here its server process is ended, as by a restart
 /// or a fail-over) is found before use and replaced: the next query succeeds. PostgreSQL only: a SQLite
 /// connection is a file handle, with no server to lose.
