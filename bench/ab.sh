@@ -8,15 +8,18 @@
 #
 #   bench/ab.sh OLD_IDP NEW_IDP                   # refresh grant, 100k users, SQLite, 2 pairs
 #   SCENARIO=userinfo BACKEND=postgres PAIRS=3 bench/ab.sh OLD_IDP NEW_IDP
+#   TIMELINE=1 PAIRS=1 bench/ab.sh IDP IDP       # and when each run's slow answers came
 #
 # SCENARIO: refresh | code | introspect-refresh | introspect-access | userinfo (code: the authorization-code
 # grant, CODES codes minted into each run's copy just before it, as they live 60 s). The seed is written by the
 # bench_seed of this checkout (SEED), so both builds must share its schema. Loopback only, bounded in time.
+# TIMELINE=1 logs every answer's server-side latency and every checkpoint pass, and prints after each run when
+# the slow answers came (bench/timeline.py); the logging costs a few percent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 
-[ $# -eq 2 ] || { sed -n '2,14p' "$0"; exit 2; }
+[ $# -eq 2 ] || { sed -n '2,17p' "$0"; exit 2; }
 A=$(realpath "$1") B=$(realpath "$2")
 SCENARIO=${SCENARIO:-refresh}
 USERS=${USERS:-100000}
@@ -88,7 +91,8 @@ for pair in $(seq 1 "$PAIRS"); do
     bin=$A; [ $build = B ] && bin=$B
     db=$(fresh_db)
     if [ "$SCENARIO" = code ]; then env $(idp_env "$db") "$SEED" --codes "$codes" --out "$work/seed"; fi
-    env $(idp_env "$db") taskset -c "$SERVER_CPU" "$bin" serve >"$work/server.log" 2>&1 &
+    env $(idp_env "$db") ${TIMELINE:+RUST_LOG=warn,tower_http::trace::on_response=debug,idp::checkpoint=debug} \
+      taskset -c "$SERVER_CPU" "$bin" serve >"$work/server.log" 2>&1 &
     server=$!
     wait_ready "http://127.0.0.1:$PORT/readyz"
     before=$(cpu_ticks "$server")
@@ -107,6 +111,7 @@ rate = r["requests"] / (r["duration_us"] / 1e6)
 cpu = ticks / hz * 1e6 / r["requests"]
 print(f"{build:<5}{pair:<6}{rate:9.0f} {r['p50_us'] / 1000:9.2f} {r['p99_us'] / 1000:9.2f} {cpu:9.0f}")
 EOF
+    if [ -n "${TIMELINE:-}" ]; then python3 bench/timeline.py "$work/server.log" | sed 's/^/    /'; fi
   done
 done
 python3 - "$work/runs.tsv" <<'EOF'

@@ -182,12 +182,8 @@ impl AppState {
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 interval.tick().await;
-                match db.checkpoint(WAL_RESTART_PAGES).await {
-                    Ok((log, copied)) if log > copied => {
-                        tracing::debug!(log, copied, "log checkpoint left frames written meanwhile or still read")
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "cannot checkpoint the database log"),
+                if let Err(e) = db.checkpoint(WAL_RESTART_PAGES).await {
+                    tracing::warn!(error = %e, "cannot checkpoint the database log");
                 }
             }
         })

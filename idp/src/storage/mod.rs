@@ -186,17 +186,18 @@ impl Database {
     /// the log holds `restart_above` pages, a second pass runs on the writer connection, in the write turn,
     /// where it copies only what the first left: the next write then starts the log again. That pass makes
     /// writers wait, hence the threshold rather than every time.
+    ///
+    /// Each pass logs its frames and its time at debug level, target `idp::checkpoint` (`bench/timeline.py`
+    /// sets slow answers beside them).
     pub async fn checkpoint(&self, restart_above: i64) -> Result<(i64, i64), StorageError> {
         let Some(writer) = &self.writer else {
             return Ok((0, 0));
         };
-        const CHECKPOINT: &str = "PRAGMA wal_checkpoint(PASSIVE)";
-        let (_busy, log, copied): (i64, i64, i64) = sqlx::query_as(CHECKPOINT).fetch_one(&self.pool).await?;
+        let (log, copied) = checkpoint_pass(&self.pool, "beside the writers").await?;
         if log < restart_above {
             return Ok((log, copied));
         }
-        let (_busy, log, copied): (i64, i64, i64) = sqlx::query_as(CHECKPOINT).fetch_one(writer).await?;
-        Ok((log, copied))
+        checkpoint_pass(writer, "in the write turn").await
     }
 
     /// Applies the pending migrations (idempotent; concurrent runs are serialised by sqlx's lock).
@@ -236,6 +237,17 @@ impl Database {
         self.batches.close().await;
         self.pool.close().await;
     }
+}
+
+/// One `PRAGMA wal_checkpoint(PASSIVE)` on a connection of `pool` ([`Database::checkpoint`]): the frames in the
+/// log, and how many are now copied.
+async fn checkpoint_pass(pool: &AnyPool, pass: &'static str) -> Result<(i64, i64), StorageError> {
+    let started = std::time::Instant::now();
+    let (_busy, log, copied): (i64, i64, i64) =
+        sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(pool).await?;
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    tracing::debug!(target: "idp::checkpoint", pass, log, copied, ms, "log checkpoint pass");
+    Ok((log, copied))
 }
 
 /// What a pool's connections are for.
