@@ -47,8 +47,8 @@ pub(super) struct Batcher<J: Job> {
 }
 
 impl<J: Job> Batcher<J> {
-    /// Starts the task that runs the queued jobs through `pool` (SQLite's writer connection, or PostgreSQL's
-    /// pool).
+    /// Starts the task that runs the queued jobs through `pool` (SQLite's writer connection, or a PostgreSQL
+    /// connection of this batcher's own).
     pub(super) fn start(pool: AnyPool) -> Batcher<J> {
         let (sender, receiver) = mpsc::unbounded_channel();
         tokio::spawn(run_batches(pool, receiver));
@@ -115,8 +115,9 @@ async fn run_batches<J: Job>(pool: AnyPool, mut queue: mpsc::UnboundedReceiver<(
 pub(super) const PLANS_KEPT_FOR: Duration = Duration::from_millis(250);
 
 /// On PostgreSQL, drops `connection`'s plans when this batcher last did so `PLANS_KEPT_FOR` ago or more, so
-/// that its next statements are planned again for the tables as they are now. The batchers share the batch
-/// pool's connections, so each connection is replanned about that often.
+/// that its next statements are planned again for the tables as they are now. Each batcher runs on a
+/// connection of its own there (a new one, after a broken one is replaced, starts without plans), so no plan
+/// it uses is older than that.
 async fn replan_if_due(connection: &mut PoolConnection<Any>, planned: &mut Instant) -> Result<(), sqlx::Error> {
     if !is_postgres(connection) || planned.elapsed() < PLANS_KEPT_FOR {
         return Ok(());
@@ -276,7 +277,7 @@ mod tests {
         // No analysis by autovacuum meanwhile, which would make PostgreSQL drop the plan itself.
         sqlx::query("ALTER TABLE refresh_tokens SET (autovacuum_enabled = false)").execute(db.pool()).await.unwrap();
         sqlx::query("ANALYZE refresh_tokens").execute(db.pool()).await.unwrap();
-        let mut connection = db.batches.acquire().await.unwrap();
+        let mut connection = db.batches[0].acquire().await.unwrap();
         // The batched read as `read_by_key` runs it on PostgreSQL.
         sqlx::query(REFRESH_USES_SELECT_POSTGRES).bind("a b").fetch_all(&mut *connection).await.unwrap();
         sqlx::query(

@@ -33,9 +33,10 @@ pub(super) struct CodeBatches {
 }
 
 impl CodeBatches {
-    /// The batchers, running their batches through `pool`: SQLite's writer connection, or PostgreSQL's pool.
-    pub(super) fn start(pool: &AnyPool) -> CodeBatches {
-        CodeBatches { reads: Batcher::start(pool.clone()), redemptions: Batcher::start(pool.clone()) }
+    /// The batchers, each running its batches through its pool: SQLite's writer connection, or a PostgreSQL
+    /// connection of its own.
+    pub(super) fn start(reads: AnyPool, redemptions: AnyPool) -> CodeBatches {
+        CodeBatches { reads: Batcher::start(reads), redemptions: Batcher::start(redemptions) }
     }
 
     /// [`super::Grants::find_code_use`].

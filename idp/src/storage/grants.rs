@@ -307,7 +307,7 @@ impl<'a> Grants<'a> {
 
     /// A code as stored, spent or not, with its user: what the authorization-code grant reads. It is read in
     /// one query with the reads of concurrent requests (`storage::codes`): on SQLite's writer connection, or on
-    /// PostgreSQL's pool.
+    /// the reading batcher's PostgreSQL connection.
     pub async fn find_code_use(&self, code_hash: &str) -> Result<Option<CodeUse>, StorageError> {
         self.codes.find_use(code_hash).await
     }
@@ -370,7 +370,7 @@ impl<'a> Grants<'a> {
 
     /// A refresh token with its grant and the grant's user: what the refresh grant reads. It is read in one
     /// query with the reads of concurrent requests (`storage::refresh`): on SQLite's writer connection, or on
-    /// PostgreSQL's pool.
+    /// the reading batcher's PostgreSQL connection.
     pub async fn find_refresh_token_use(&self, token_hash: &str) -> Result<Option<RefreshUse>, StorageError> {
         self.refresh.find_use(token_hash).await
     }

@@ -128,9 +128,10 @@ pub struct Database {
     /// each page it needs from the file again (about 40 `pread`s per refresh grant at 100k users when the
     /// grant's read and writes went to whichever connection was free).
     writer: Option<AnyPool>,
-    /// Where the batches of the refresh and code grants run: `writer` on SQLite; on PostgreSQL a pool of its
-    /// own, whose connections plan each batch for its keys and the tables' size (`pool_options`).
-    batches: AnyPool,
+    /// Where the four batchers of the refresh and code grants run their batches: `writer` on SQLite; on
+    /// PostgreSQL a connection of each batcher's own, which keeps its plans for `batch::PLANS_KEPT_FOR`
+    /// (`pool_options`). In the order of the batchers: refresh reads, rotations, code reads, redemptions.
+    batches: [AnyPool; 4],
     /// The refresh grant's read and rotation, run in batches ([`refresh`]).
     refresh: refresh::RefreshBatches,
     /// The authorization-code grant's reads and redemptions, run in batches ([`codes`]), the same way.
@@ -148,20 +149,26 @@ impl Database {
         };
         let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
         let pool = pool_options(backend, max, Role::General).connect_with(options.clone()).await?;
-        let (writer, batches) = match backend {
+        let writer = match backend {
             // Kept open: closing it would throw away the page cache it is there to keep.
-            Backend::Sqlite => {
-                let writer = pool_options(backend, 1, Role::General)
+            Backend::Sqlite => Some(
+                pool_options(backend, 1, Role::General)
                     .idle_timeout(None)
                     .max_lifetime(None)
-                    .connect_with(options)
-                    .await?;
-                (Some(writer.clone()), writer)
-            }
-            // One connection for each batcher's batch in flight.
-            Backend::Postgres => (None, pool_options(backend, 4, Role::Batches).connect_with(options).await?),
+                    .connect_with(options.clone())
+                    .await?,
+            ),
+            Backend::Postgres => None,
         };
-        let (refresh, codes) = (refresh::RefreshBatches::start(&batches), codes::CodeBatches::start(&batches));
+        // On PostgreSQL a connection for each batcher, opened at its first batch: each batcher runs one batch at
+        // a time, and knows how old its connection's plans are.
+        let batches = [(); 4].map(|()| match &writer {
+            Some(writer) => writer.clone(),
+            None => pool_options(backend, 1, Role::Batches).connect_lazy_with(options.clone()),
+        });
+        let [refresh_reads, rotations, code_reads, redemptions] = batches.clone();
+        let refresh = refresh::RefreshBatches::start(refresh_reads, rotations);
+        let codes = codes::CodeBatches::start(code_reads, redemptions);
         Ok(Database { pool, backend, writer, batches, refresh, codes })
     }
 
@@ -234,7 +241,9 @@ impl Database {
     }
 
     pub async fn close(&self) {
-        self.batches.close().await;
+        for pool in &self.batches {
+            pool.close().await;
+        }
         self.pool.close().await;
     }
 }
@@ -254,7 +263,7 @@ async fn checkpoint_pass(pool: &AnyPool, pass: &'static str) -> Result<(i64, i64
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
     General,
-    /// The batches of the refresh and code grants ([`batch`]); on PostgreSQL, a pool of their own.
+    /// The batches of the refresh and code grants ([`batch`]); on PostgreSQL, a connection per batcher.
     Batches,
 }
 

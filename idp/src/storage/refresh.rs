@@ -1,5 +1,5 @@
 //! The refresh grant's read and rotation, each run in batches ([`super::batch`]): on SQLite's writer
-//! connection, or on a connection of PostgreSQL's pool.
+//! connection, or on a PostgreSQL connection of each batcher's own.
 //!
 //! A batch of rotations is one transaction, all or nothing: if any write fails, none is kept, and every
 //! rotation of the batch gets the error, with its token unspent. Of two presentations of one token in a
@@ -33,9 +33,10 @@ pub(super) struct RefreshBatches {
 }
 
 impl RefreshBatches {
-    /// The batchers, running their batches through `pool`: SQLite's writer connection, or PostgreSQL's pool.
-    pub(super) fn start(pool: &AnyPool) -> RefreshBatches {
-        RefreshBatches { reads: Batcher::start(pool.clone()), rotations: Batcher::start(pool.clone()) }
+    /// The batchers, each running its batches through its pool: SQLite's writer connection, or a PostgreSQL
+    /// connection of its own.
+    pub(super) fn start(reads: AnyPool, rotations: AnyPool) -> RefreshBatches {
+        RefreshBatches { reads: Batcher::start(reads), rotations: Batcher::start(rotations) }
     }
 
     /// [`super::Grants::find_refresh_token_use`].
