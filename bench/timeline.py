@@ -26,7 +26,8 @@ def seconds(stamp):
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
-    slow_ms, window_ms, min_group = (float(a) for a in (sys.argv[2:] + ["12", "100", "5"][len(sys.argv) - 2:]))
+    given = [float(a) for a in sys.argv[2:5]]
+    slow_ms, window_ms, min_group = given + [12.0, 100.0, 5.0][len(given):]
     answers, passes = [], []
     with open(sys.argv[1], encoding="utf-8") as log:
         for line in log:
