@@ -2,6 +2,8 @@
 //! silently passing) on a machine without them: `DATABASE_URL` → `postgres_tests`, `REDIS_URL` →
 //! `redis_tests`, `CHROMEDRIVER` (the path of a chromedriver binary) → `browser_tests`.
 fn main() {
+    // `sqlx::migrate!` embeds the migrations: a new file there must rebuild the crate.
+    println!("cargo::rerun-if-changed=../migrations");
     for (var, cfg) in
         [("DATABASE_URL", "postgres_tests"), ("REDIS_URL", "redis_tests"), ("CHROMEDRIVER", "browser_tests")]
     {

@@ -151,6 +151,7 @@ impl AppState {
         let (sessions, db, clock) = (self.sessions.clone(), self.db.clone(), self.clock.clone());
         // Rows are kept a day past expiry or revocation: long enough to recognise a replayed code.
         let keep = 24 * 60 * 60;
+        let grant_lifetime = crate::domain::grants::secs(self.config.refresh_token_absolute_ttl);
         let cleanup = tokio::spawn(async move {
             let mut interval = tokio::time::interval(SESSION_CLEANUP_INTERVAL);
             loop {
@@ -160,7 +161,7 @@ impl AppState {
                     Ok(n) => tracing::debug!(removed = n, "expired sessions removed"),
                     Err(e) => tracing::warn!(error = %e, "cannot remove expired sessions"),
                 }
-                match db.grants().purge_expired(clock.now().unix_timestamp(), keep).await {
+                match db.grants().purge_expired(clock.now().unix_timestamp(), keep, grant_lifetime).await {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(removed = n, "expired grants and tokens removed"),
                     Err(e) => tracing::warn!(error = %e, "cannot purge expired grants"),

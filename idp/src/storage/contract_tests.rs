@@ -91,6 +91,7 @@ contract!(
     a_single_access_token_can_be_revoked,
     consent_is_replaced_on_save,
     purge_removes_only_what_can_no_longer_matter,
+    purge_keeps_spent_refresh_tokens_while_their_grant_can_live,
     ending_a_session_revokes_its_grants_and_queues_logouts_once,
     deliveries_are_leased_retried_and_marked_delivered,
     apps_are_the_clients_with_consent_or_live_grants,
@@ -404,21 +405,42 @@ async fn consent_is_replaced_on_save(db: Database) {
     assert_eq!(db.grants().consent("u", "c").await.unwrap().unwrap().to_string(), "email openid");
 }
 
+/// Purges with rows kept 1,000 s past their end and grants that live at most 2,000 s: at 5,000, what ended
+/// before 4,000 goes, and refresh tokens issued before 2,000.
+async fn purge(db: &Database) -> u64 {
+    db.grants().purge_expired(5_000, 1_000, 2_000).await.unwrap()
+}
+
 async fn purge_removes_only_what_can_no_longer_matter(db: Database) {
     let mut tx = db.grants().begin().await.unwrap();
     tx.insert_grant(&Grant { expires_at: 100, ..grant("old") }).await.unwrap();
     tx.insert_refresh_token("old-rt", "old", 1, 100).await.unwrap();
-    tx.insert_grant(&grant("live")).await.unwrap();
-    tx.insert_refresh_token("live-rt", "live", 1, i64::MAX).await.unwrap();
+    tx.insert_grant(&Grant { created_at: 4_500, expires_at: 6_500, ..grant("live") }).await.unwrap();
+    tx.insert_refresh_token("live-rt", "live", 4_500, 6_500).await.unwrap();
     tx.commit().await.unwrap();
     db.grants().insert_code("old-code", &CodeRecord { expires_at: 100, ..code_record() }, 1).await.unwrap();
 
-    let removed = db.grants().purge_expired(5_000, 1_000).await.unwrap();
-    assert_eq!(removed, 3, "the old code, the old grant and its refresh token");
+    assert_eq!(purge(&db).await, 3, "the old code, the old grant and its refresh token");
     assert!(db.grants().find_refresh_token("old-rt").await.unwrap().is_none());
     assert!(db.grants().find_refresh_token("live-rt").await.unwrap().is_some());
     assert_eq!(db.grants().user_access_token_active("live", "live.at").await.unwrap(), Some(true));
     assert!(db.grants().find_code_use("old-code").await.unwrap().is_none());
+}
+
+/// A refresh token spent and past its own expiry is kept while its grant can live: presenting it again must
+/// still find it spent, and revoke the grant (RFC 9700 §4.14.2).
+async fn purge_keeps_spent_refresh_tokens_while_their_grant_can_live(db: Database) {
+    let mut tx = db.grants().begin().await.unwrap();
+    tx.insert_grant(&Grant { created_at: 3_000, expires_at: 5_000, ..grant("live") }).await.unwrap();
+    tx.insert_refresh_token("spent-rt", "live", 3_000, 3_500).await.unwrap();
+    tx.commit().await.unwrap();
+    let rotation =
+        Rotation { old_hash: "spent-rt", new_hash: "next-rt", grant_id: "live", expires_at: 5_000, now: 3_400 };
+    assert!(db.grants().rotate_refresh_token(&rotation).await.unwrap());
+
+    assert_eq!(purge(&db).await, 0);
+    let spent = db.grants().find_refresh_token_use("spent-rt").await.unwrap().expect("kept");
+    assert_eq!(spent.record.rotated_at, Some(3_400));
 }
 
 /// A client with a back-channel logout URI, a user with a grant from it in session `sid` (`g1`) and another

@@ -471,19 +471,22 @@ impl<'a> Grants<'a> {
             .collect()
     }
 
-    /// Deletes what can no longer matter: codes long past their lifetime (kept a while to detect reuse),
-    /// deny-list entries past their token's expiry, and grants (with their refresh tokens) expired or
-    /// revoked longer ago than `keep` seconds. Returns how many rows went.
-    pub async fn purge_expired(&self, now: i64, keep: i64) -> Result<u64, StorageError> {
+    /// Deletes what can no longer matter, `keep` seconds after it stopped mattering: codes past their lifetime
+    /// (kept a while to detect reuse), grants expired or revoked, refresh tokens whose grant has ended, and
+    /// deny-list entries past their token's expiry (at once). Returns how many rows went.
+    ///
+    /// A grant ends at most `grant_lifetime` seconds (`IDP_REFRESH_TOKEN_ABSOLUTE_TTL`) after it was made, so a
+    /// refresh token issued longer ago than that belongs to an ended grant, spent or not. Until then a spent
+    /// token is kept, so that presenting it again revokes its grant however long ago it was spent. A revoked
+    /// grant's tokens are refused from the moment of revocation (every use reads the token with its grant, and
+    /// one whose grant is gone is not found) and go at that same time.
+    pub async fn purge_expired(&self, now: i64, keep: i64, grant_lifetime: i64) -> Result<u64, StorageError> {
         let before = now - keep;
         let mut removed = 0;
         for (sql, bound) in [
             ("DELETE FROM authorization_codes WHERE expires_at < $1", before),
             ("DELETE FROM revoked_access_tokens WHERE expires_at < $1", now),
-            (
-                "DELETE FROM refresh_tokens WHERE grant_id IN (SELECT id FROM grants WHERE expires_at < $1 OR revoked_at < $1)",
-                before,
-            ),
+            ("DELETE FROM refresh_tokens WHERE created_at < $1", before.saturating_sub(grant_lifetime)),
             ("DELETE FROM grants WHERE expires_at < $1 OR revoked_at < $1", before),
         ] {
             removed += sqlx::query(sql).bind(bound).execute(self.writes).await?.rows_affected();
