@@ -149,7 +149,8 @@ async fn mint_codes(state: &AppState, count: usize, out: &std::path::Path) -> an
                 Cell::Text(pkce.clone()),
                 Cell::Text("bench-nonce".into()),
                 Cell::Int(now),
-                Cell::Text(tokens::new_id()),
+                // Each code from a sign-in of its own, whose session id the issuer makes ordered.
+                Cell::Text(tokens::new_ordered_id()),
                 Cell::Int(now),
                 Cell::Int(expires_at),
             ]);
@@ -230,11 +231,11 @@ async fn seed(state: &AppState, count: usize, args: &Args) -> anyhow::Result<()>
             let user_id = UserId::new().to_string();
             let email = format!("user{i}@bench.test");
             let grant = Grant {
-                id: tokens::new_id(),
+                id: tokens::new_ordered_id(),
                 client_id: client_id.clone(),
                 user_id: user_id.clone(),
                 scope: scope.clone(),
-                sid: tokens::new_id(),
+                sid: tokens::new_ordered_id(),
                 auth_time: now_secs,
                 created_at: now_secs,
                 expires_at: grant_expires,

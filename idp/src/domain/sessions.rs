@@ -31,7 +31,7 @@ impl LoginRecord {
     pub fn new(user: UserId, now: i64, ip: IpAddr, user_agent: &str) -> LoginRecord {
         LoginRecord {
             user_id: user.to_string(),
-            sid: tokens::new_id(),
+            sid: tokens::new_ordered_id(),
             auth_time: now,
             amr: vec!["pwd".to_owned()],
             ip: ip.to_string(),

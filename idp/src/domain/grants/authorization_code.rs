@@ -79,7 +79,7 @@ pub async fn exchange(
 
     let scope = Scopes::parse(&code.scope).map_err(Error::internal)?;
     let grant = Grant {
-        id: tokens::new_id(),
+        id: tokens::new_ordered_id(),
         client_id: client.id.as_str().to_owned(),
         user_id: code.user_id.clone(),
         scope: scope.clone(),
