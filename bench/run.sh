@@ -108,7 +108,7 @@ wrk_run() {  # url script [script args…]
 # limit measured again on the server's core (the server idles meanwhile): the machine's speed moves during a
 # run, and a sign-in is mostly a hash, so each login run is compared with the limit of its own moment.
 measure_login() {
-  taskset -c "$SERVER_CPU" cargo bench -q -p idp --bench password 2>/dev/null \
+  per_core_limit password \
     | sed "s/^{/{\"scenario\":\"login\",\"level\":\"$1\",\"backend\":\"$2\",\"run\":\"$3\",/" \
     >>"$OUT/login-limits.jsonl"
   run_load login "$1" "$2" ours "$3" "$4" login_run "$5" "$6"
@@ -119,10 +119,11 @@ login_run() {  # url users-file; $REPORT is the run's, set by run_load
 
 basic() { printf '%s:%s' "$1" "$2" | base64 -w0; }
 
+# per_core_limit BENCH: one of idp's limit benches (signing, password) on the server's core; JSON lines.
+per_core_limit() { taskset -c "$SERVER_CPU" cargo bench -q -p idp --bench "$1" 2>/dev/null; }
+
 echo "== signing and password limits per core"
-for bench in signing password; do
-  taskset -c "$SERVER_CPU" cargo bench -q -p idp --bench "$bench" 2>/dev/null
-done | tee "$OUT/limits.jsonl"
+for bench in signing password; do per_core_limit "$bench"; done | tee "$OUT/limits.jsonl"
 echo "== resource-server token validation (media-api), one core"
 taskset -c "$SERVER_CPU" cargo bench -q -p media-api --bench validate 2>/dev/null | tee "$OUT/validate.jsonl"
 
