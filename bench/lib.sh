@@ -11,7 +11,7 @@ RP_REDIRECT_URI=https://rp.bench.test/callback
 CODE_VERIFIER=dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk
 LOAD_CPU=${LOAD_CPU:-1}
 
-# codes_for DURATION: how many authorization codes to mint for a code run of DURATION (`10s`): CODES, or 8,000
+# codes_for DURATION: how many authorization codes to mint for a code run of DURATION (`10s`): CODES, or 14,000
 # a second. Codes live 60 s from their minting, so a run may last 50 s at most.
 codes_for() {
   local seconds=${1%s}
@@ -19,7 +19,7 @@ codes_for() {
     echo "DURATION=$1: the code scenario takes 1s to 50s (its codes live 60 s)" >&2
     exit 2
   fi
-  echo "${CODES:-$((8000 * seconds))}"
+  echo "${CODES:-$((14000 * seconds))}"
 }
 
 # pg_db NAME: the issuer's URL of the PostgreSQL database NAME.
