@@ -83,9 +83,17 @@ pub fn new_id() -> String {
 /// checkpoint). Both ids are public (they name the grant in access tokens and the session in `sid` claims), so
 /// showing when they were made gives nothing away; nothing reads that time back. Unique by their random part.
 pub fn new_ordered_id() -> String {
-    let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-    format!("{millis:012x}{}", random::token::<10>())
+    format!("{}{}", time_prefix(), random::token::<10>())
 }
+
+/// The milliseconds since 1970 in 12 lowercase hex digits (until the year 10889), which sort as the times do.
+fn time_prefix() -> String {
+    let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    format!("{millis:012x}")
+}
+
+/// The length of [`time_prefix`].
+const TIME_PREFIX_LEN: usize = 12;
 
 /// The `jti` of a user's access token: its grant's id, a dot, and an id of its own. Introspection and
 /// userinfo find the grant in the signed token itself, so issuing one writes nothing.
@@ -98,14 +106,35 @@ pub fn grant_of_access_token_id(jti: &str) -> Option<&str> {
     jti.split_once('.').map(|(grant_id, _)| grant_id).filter(|grant_id| !grant_id.is_empty())
 }
 
-/// A new opaque secret (authorization code, refresh token): 256 random bits.
+/// A new opaque secret (authorization code, refresh token): the time it was made, as [`new_ordered_id`]
+/// begins, then 256 random bits (55 characters).
+///
+/// The time leads the secret's stored form too ([`hash_secret`]), so a new secret's entry lands on the last
+/// page of its table's key index, which the writes of one commit share, rather than on a random page: a
+/// refresh-token rotation or a code exchange logs one page fewer. The time gives nothing away (a grant's id
+/// shows it already); the 256 bits are the secret.
 pub fn new_secret() -> String {
-    random::token::<32>()
+    format!("{}{}", time_prefix(), random::token::<32>())
 }
 
-/// The stored form of an opaque secret: its SHA-256, base64url. The secret itself is never stored.
+/// The length of a secret made by [`new_secret`]; those made before it were the 43 random characters alone.
+const SECRET_LEN: usize = TIME_PREFIX_LEN + 43;
+
+/// The stored form of an opaque secret, by which it is found: the SHA-256 of the whole secret in base64url,
+/// after the time prefix of a secret made by [`new_secret`]. The secret itself is never stored.
+///
+/// A secret of the earlier form (43 random characters, no time) is stored as its hash alone, so codes and
+/// refresh tokens issued before the time prefix keep working. Any other string gets the hash alone too, and
+/// is then simply not found.
 pub fn hash_secret(secret: &str) -> String {
-    URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes()).as_ref())
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes());
+    let time = secret
+        .get(..TIME_PREFIX_LEN)
+        .filter(|prefix| secret.len() == SECRET_LEN && prefix.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+    let mut stored = String::with_capacity(SECRET_LEN);
+    stored.push_str(time.unwrap_or_default());
+    URL_SAFE_NO_PAD.encode_string(digest.as_ref(), &mut stored);
+    stored
 }
 
 #[cfg(test)]
@@ -149,8 +178,40 @@ mod tests {
     #[test]
     fn stored_hash_does_not_reveal_the_secret() {
         let secret = new_secret();
-        assert_eq!(secret.len(), 43);
-        assert_ne!(hash_secret(&secret), secret);
-        assert_eq!(hash_secret(&secret), hash_secret(&secret));
+        assert_eq!(secret.len(), 12 + 43, "12 hex digits and 256 bits of base64url: {secret}");
+        let stored = hash_secret(&secret);
+        assert!(!stored.contains(&secret[12..]), "{stored}");
+        assert_eq!(hash_secret(&secret), stored);
+    }
+
+    #[test]
+    fn stored_hashes_sort_by_the_time_their_secrets_were_made() {
+        let first = hash_secret(&new_secret());
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let second = hash_secret(&new_secret());
+        assert!(first < second, "{first} then {second}");
+    }
+
+    #[test]
+    fn the_stored_hash_covers_the_time_prefix_too() {
+        let secret = new_secret();
+        let mut other_time = secret.clone();
+        other_time.replace_range(11..12, if &secret[11..12] == "0" { "1" } else { "0" });
+        assert_ne!(hash_secret(&secret)[12..], hash_secret(&other_time)[12..]);
+    }
+
+    #[test]
+    fn a_secret_made_before_the_time_prefix_is_stored_as_its_hash_alone() {
+        // The earlier form: 43 random characters. Its stored form must not change, or its token is lost.
+        let earlier = "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y";
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, earlier.as_bytes());
+        assert_eq!(hash_secret(earlier), URL_SAFE_NO_PAD.encode(digest.as_ref()));
+    }
+
+    #[test]
+    fn a_string_without_a_time_prefix_is_stored_as_its_hash_alone() {
+        let not_hex = format!("zzzzzzzzzzzz{}", random::token::<32>());
+        assert_eq!(hash_secret(&not_hex).len(), 43);
+        assert_eq!(hash_secret("").len(), 43);
     }
 }

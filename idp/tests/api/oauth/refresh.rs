@@ -76,3 +76,25 @@ async fn concurrent_refreshes_succeed_once_and_revoke_the_family() {
     let next = refresh(&app, &client, &field(&rotated, "refresh_token"), None).await;
     assert_eq!(oauth_error(next).await, (400, "invalid_grant".to_owned()));
 }
+
+/// Refresh tokens issued before secrets began with the time they were made (43 random characters, stored as
+/// their SHA-256 alone) keep working after an upgrade, and are rotated into the new form.
+#[tokio::test]
+async fn a_refresh_token_of_the_earlier_form_still_refreshes() {
+    use base64::Engine;
+    let (app, client) = setup().await;
+    tokens(&app, &client).await;
+    let earlier = "Yv3wGQ0pLk2h4NcT9sEbXa7mRuJ1dFiZ5oKqW8yVx6A";
+    let stored = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, earlier.as_bytes()).as_ref());
+    let updated = sqlx::query("UPDATE refresh_tokens SET token_hash = $1")
+        .bind(stored)
+        .execute(app.state.db.pool())
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(updated, 1, "the grant's one refresh token, now stored as the earlier release stored it");
+
+    let rotated = tokens_from(refresh(&app, &client, earlier, None).await).await;
+    assert_eq!(field(&rotated, "refresh_token").len(), 55, "the successor has the time prefix");
+}
