@@ -13,13 +13,16 @@
 # SCENARIO: refresh | code | introspect-refresh | introspect-access | userinfo (code: the authorization-code
 # grant, CODES codes minted into each run's copy just before it, as they live 60 s). The seed is written by the
 # bench_seed of this checkout (SEED), so both builds must share its schema. Loopback only, bounded in time.
+# COLD=1 (SQLite) drops each run's copy from the kernel's page cache before its server starts, as a server that
+# has run for a while finds its file on a machine that evicts file pages (see docs/performance.md); a fresh copy
+# is otherwise wholly in the cache, having just been written.
 # TIMELINE=1 logs every answer's server-side latency and every checkpoint pass, and prints after each run when
 # the slow answers came (bench/timeline.py); the logging costs a few percent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 
-[ $# -eq 2 ] || { sed -n '2,17p' "$0"; exit 2; }
+[ $# -eq 2 ] || { sed -n '2,20p' "$0"; exit 2; }
 A=$(realpath "$1") B=$(realpath "$2")
 SCENARIO=${SCENARIO:-refresh}
 USERS=${USERS:-100000}
@@ -58,11 +61,21 @@ fresh_db() {  # a copy of the seeded database for one run
     rm -f "$work"/run.db*
     cp "$work/seed.db" "$work/run.db"
     if [ -f "$work/seed.db-wal" ]; then cp "$work/seed.db-wal" "$work/run.db-wal"; fi
+    if [ -n "${COLD:-}" ]; then drop_from_cache "$work"/run.db*; fi
     echo "sqlite://$work/run.db"
   else
     psql "$PG_URL/postgres" -qc 'DROP DATABASE IF EXISTS idp_ab' -c 'CREATE DATABASE idp_ab TEMPLATE idp_ab_seed'
     pg_db idp_ab
   fi
+}
+# drop_from_cache FILE…: written to disk, then out of the kernel's page cache.
+drop_from_cache() {
+  python3 -c 'import os, sys
+for path in sys.argv[1:]:
+    fd = os.open(path, os.O_RDONLY)
+    os.fsync(fd)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    os.close(fd)' "$@"
 }
 idp_env() { ours_env "$PORT" ES256 "$work" "$1"; }  # database-url
 
