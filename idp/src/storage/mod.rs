@@ -21,6 +21,7 @@ pub mod clients;
 mod codes;
 pub mod grants;
 pub mod keystore;
+mod log_read_ahead;
 mod refresh;
 pub mod users;
 
@@ -136,6 +137,8 @@ pub struct Database {
     refresh: refresh::RefreshBatches,
     /// The authorization-code grant's reads and redemptions, run in batches ([`codes`]), the same way.
     codes: codes::CodeBatches,
+    /// SQLite in a file: its log, read back into the kernel's cache before the writer writes over it.
+    log_read_ahead: Option<Arc<log_read_ahead::LogReadAhead>>,
 }
 
 impl Database {
@@ -147,6 +150,7 @@ impl Database {
             DatabaseUrl::Sqlite(url) => (sqlite_url(url)?, Backend::Sqlite, 8),
             DatabaseUrl::Postgres(url) => (url.clone(), Backend::Postgres, 16),
         };
+        let log_read_ahead = sqlite_file(&url).map(|file| Arc::new(log_read_ahead::LogReadAhead::new(file)));
         let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
         let pool = pool_options(backend, max, Role::General).connect_with(options.clone()).await?;
         let writer = match backend {
@@ -169,7 +173,7 @@ impl Database {
         let [refresh_reads, rotations, code_reads, redemptions] = batches.clone();
         let refresh = refresh::RefreshBatches::start(refresh_reads, rotations);
         let codes = codes::CodeBatches::start(code_reads, redemptions);
-        Ok(Database { pool, backend, writer, batches, refresh, codes })
+        Ok(Database { pool, backend, writer, batches, refresh, codes, log_read_ahead })
     }
 
     /// Whether the database is the embedded one (SQLite), whose log a server checkpoints itself.
@@ -196,15 +200,22 @@ impl Database {
     ///
     /// Each pass logs its frames and its time at debug level, target `idp::checkpoint` (`bench/timeline.py`
     /// sets slow answers beside them).
+    ///
+    /// Then the part of the log file that the writer will write over next is read into the kernel's cache
+    /// ([`log_read_ahead`]), so that no frame write waits for the disk to read the page it partly covers.
     pub async fn checkpoint(&self, restart_above: i64) -> Result<(i64, i64), StorageError> {
         let Some(writer) = &self.writer else {
             return Ok((0, 0));
         };
-        let (log, copied) = checkpoint_pass(&self.pool, "beside the writers").await?;
-        if log < restart_above {
-            return Ok((log, copied));
+        let (mut log, mut copied) = checkpoint_pass(&self.pool, "beside the writers").await?;
+        if log >= restart_above {
+            (log, copied) = checkpoint_pass(writer, "in the write turn").await?;
         }
-        checkpoint_pass(writer, "in the write turn").await
+        if let Some(read_ahead) = &self.log_read_ahead {
+            let page_size: i64 = sqlx::query_scalar("PRAGMA page_size").fetch_one(&self.pool).await?;
+            read_ahead.after_checkpoint(log, copied, page_size).await;
+        }
+        Ok((log, copied))
     }
 
     /// Applies the pending migrations (idempotent; concurrent runs are serialised by sqlx's lock).
@@ -344,6 +355,13 @@ fn sqlite_url(url: &str) -> Result<String, StorageError> {
     Ok(format!("sqlite://{path}?{}", params.join("&")))
 }
 
+/// The database file of a SQLite URL made by [`sqlite_url`], if it is one (not `:memory:`, nor `mode=memory`).
+fn sqlite_file(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite://")?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    (path != ":memory:" && !query.split('&').any(|p| p == "mode=memory")).then_some(path)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -387,6 +405,14 @@ mod tests {
             sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(db.pool()).await.unwrap();
         // A log that never starts again only grows; one that did holds just the few writes made since.
         assert!(log < before, "{log} frames in the log after the checkpoint, {before} at it");
+    }
+
+    #[test]
+    fn the_database_file_of_a_sqlite_url_is_its_path() {
+        assert_eq!(super::sqlite_file("sqlite://data/idp.db?mode=rwc"), Some("data/idp.db"));
+        assert_eq!(super::sqlite_file("sqlite://:memory:?mode=rwc"), None);
+        assert_eq!(super::sqlite_file("sqlite://idp.db?mode=memory&cache=shared"), None);
+        assert_eq!(super::sqlite_file("postgres://localhost/idp"), None);
     }
 
     #[test]
