@@ -13,7 +13,8 @@
 //! write over next: from where the log ends, twice what the last interval wrote (at least [`MIN_LOOKAHEAD`]);
 //! and when the checkpoint copied the whole log, which then starts again at a commit that finds no reader in
 //! it, as much from the file's beginning. Each part is read once; a part read more than [`STALE_AFTER`] ago,
-//! which the machine may have dropped meanwhile, is read again. The reads are the ones the writer would have
+//! which the machine may have dropped meanwhile, is read again, until the log has not grown for
+//! [`IDLE_AFTER`]: an idle server reads nothing. The reads are the ones the writer would have
 //! waited for, made in large sequential requests outside the write turn, plus a copy of what was still cached
 //! (1–2% of the refreshes per second when the whole log stays cached).
 
@@ -28,11 +29,14 @@ const LOG_HEADER: u64 = 32;
 /// The header of each frame, before its page.
 const FRAME_HEADER: u64 = 24;
 /// The least that is read ahead of the log's end, however little was written lately.
-pub(super) const MIN_LOOKAHEAD: u64 = 64 << 20;
+const MIN_LOOKAHEAD: u64 = 64 << 20;
 /// The most that is read ahead at once.
 const MAX_LOOKAHEAD: u64 = 512 << 20;
 /// How long a part read ahead is trusted to stay in the kernel's cache.
-pub(super) const STALE_AFTER: Duration = Duration::from_secs(5);
+const STALE_AFTER: Duration = Duration::from_secs(5);
+/// How long after the last write the parts the writer would write next are still kept in the cache: a
+/// server idle for longer reads nothing until it writes again.
+const IDLE_AFTER: Duration = Duration::from_secs(60);
 /// The size of each read.
 const CHUNK: usize = 1 << 20;
 
@@ -106,18 +110,27 @@ struct Plan {
     /// How much of the file's beginning has been read for a log that may start again, and when.
     head: u64,
     head_read_at: Option<Instant>,
+    /// When the log last grew.
+    written_at: Option<Instant>,
 }
 
 impl Plan {
     /// The parts to read now that the log ends at `end` (where the next frame goes, unless the log starts
     /// again: `may_start_again` when the checkpoint copied it whole) in a file of `file_len` bytes: past the
     /// end, over twice what was written since the last call (at least [`MIN_LOOKAHEAD`]), and the same length
-    /// from the file's beginning if the log may start again, each unless read already.
+    /// from the file's beginning if the log may start again, each unless read already; nothing once the log
+    /// has not grown for [`IDLE_AFTER`].
     fn next(&mut self, end: u64, may_start_again: bool, file_len: u64, now: Instant) -> Vec<Range<u64>> {
         let fresh = |at: Option<Instant>| at.is_some_and(|at| now.duration_since(at) <= STALE_AFTER);
         let started_again = end < self.last_end;
         let written = if started_again { end } else { end - self.last_end };
         self.last_end = end;
+        if written > 0 {
+            self.written_at = Some(now);
+        }
+        if self.written_at.is_none_or(|at| now.duration_since(at) > IDLE_AFTER) {
+            return Vec::new();
+        }
         if started_again {
             // The writer now writes over what was read from the beginning, if that is still fresh.
             (self.ahead, self.read_at) =
@@ -165,18 +178,29 @@ mod tests {
     fn what_was_read_is_not_read_again() {
         let mut plan = Plan::default();
         let now = Instant::now();
-        assert_eq!(plan.next(0, false, FILE, now), vec![0..MIN_LOOKAHEAD]);
-        assert_eq!(plan.next(0, false, FILE, now), vec![], "nothing written, all read");
-        assert_eq!(plan.next(40 * MIB, false, FILE, now), vec![MIN_LOOKAHEAD..120 * MIB]);
+        assert_eq!(plan.next(8 * MIB, false, FILE, now), vec![8 * MIB..72 * MIB]);
+        assert_eq!(plan.next(8 * MIB, false, FILE, now), vec![], "nothing written, all read");
+        assert_eq!(plan.next(40 * MIB, false, FILE, now), vec![72 * MIB..104 * MIB]);
     }
 
     #[test]
     fn a_part_read_long_ago_is_read_again() {
         let mut plan = Plan::default();
         let now = Instant::now();
-        plan.next(0, false, FILE, now);
+        plan.next(8 * MIB, false, FILE, now);
         let later = now + STALE_AFTER + Duration::from_secs(1);
-        assert_eq!(plan.next(0, false, FILE, later), vec![0..MIN_LOOKAHEAD]);
+        assert_eq!(plan.next(8 * MIB, false, FILE, later), vec![8 * MIB..72 * MIB]);
+    }
+
+    #[test]
+    fn nothing_is_read_for_a_log_idle_for_long() {
+        let mut plan = Plan::default();
+        let now = Instant::now();
+        assert_eq!(plan.next(0, false, FILE, now), vec![], "nothing written yet");
+        plan.next(8 * MIB, false, FILE, now);
+        let later = now + IDLE_AFTER + Duration::from_secs(1);
+        assert_eq!(plan.next(8 * MIB, true, FILE, later), vec![]);
+        assert_eq!(plan.next(9 * MIB, false, FILE, later), vec![9 * MIB..73 * MIB], "until it is written again");
     }
 
     #[test]
@@ -211,7 +235,7 @@ mod tests {
     fn nothing_is_read_past_the_end_of_the_file() {
         let mut plan = Plan::default();
         let now = Instant::now();
-        assert_eq!(plan.next(0, false, 4 * MIB, now), vec![0..4 * MIB]);
+        assert_eq!(plan.next(MIB, false, 4 * MIB, now), vec![MIB..4 * MIB]);
         assert_eq!(plan.next(4 * MIB, false, 4 * MIB, now), vec![], "a log that only grows is appended to");
     }
 }
