@@ -11,8 +11,10 @@
 #   TIMELINE=1 PAIRS=1 bench/ab.sh IDP IDP       # and when each run's slow answers came
 #
 # SCENARIO: refresh | code | introspect-refresh | introspect-access | userinfo (code: the authorization-code
-# grant, CODES codes minted into each run's copy just before it, as they live 60 s). The seed is written by the
-# bench_seed of this checkout (SEED), so both builds must share its schema. Loopback only, bounded in time.
+# grant, CODES codes minted into each run's copy just before it, as they live 60 s), or one that reads no user:
+# token-<alg> (client credentials, an access token signed with <alg>: ES256, EdDSA or RS256) | discovery | jwks
+# (USERS defaults to 1 for those). The seed is written by the bench_seed of this checkout (SEED), so both builds
+# must share its schema. Loopback only, bounded in time.
 # COLD=1 (SQLite) drops each run's copy from the kernel's page cache before its server starts, as a server that
 # has run for a while finds its file on a machine that evicts file pages (see docs/performance.md); a fresh copy
 # is otherwise wholly in the cache, having just been written.
@@ -25,6 +27,8 @@ cd "$(dirname "$0")/.."
 [ $# -eq 2 ] || { sed -n '2,20p' "$0"; exit 2; }
 A=$(realpath "$1") B=$(realpath "$2")
 SCENARIO=${SCENARIO:-refresh}
+# The seed's client signs ID tokens with ID_TOKEN_ALG, which must have a key: RS256 always has one.
+case $SCENARIO in token-* | discovery | jwks) USERS=${USERS:-1} ID_TOKEN_ALG=${ID_TOKEN_ALG:-RS256} ;; esac
 USERS=${USERS:-100000}
 SAMPLE=${SAMPLE:-9000}
 PAIRS=${PAIRS:-2}
@@ -77,7 +81,9 @@ for path in sys.argv[1:]:
     os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     os.close(fd)' "$@"
 }
-idp_env() { ours_env "$PORT" ES256 "$work" "$1"; }  # database-url
+ALG=ES256
+case $SCENARIO in token-*) ALG=${SCENARIO#token-} ;; esac
+idp_env() { ours_env "$PORT" "$ALG" "$work" "$1"; }  # database-url
 
 echo "== seeding $USERS users on $BACKEND"
 if [ "$BACKEND" = postgres ]; then
@@ -95,6 +101,9 @@ case $SCENARIO in
   introspect-refresh) args=(introspect "$basic" /introspect "$work/seed/refresh_tokens.txt" refresh_token) ;;
   introspect-access) args=(introspect "$basic" /introspect "$work/seed/access_tokens.txt" access_token) ;;
   userinfo) args=(bearer /userinfo "$work/seed/access_tokens.txt") ;;
+  token-ES256 | token-EdDSA | token-RS256) ;;  # the client is made on each run's copy (below)
+  discovery) path=/.well-known/openid-configuration ;;
+  jwks) path=/jwks ;;
   *) echo "unknown SCENARIO $SCENARIO"; exit 2 ;;
 esac
 
@@ -108,9 +117,19 @@ for pair in $(seq 1 "$PAIRS"); do
       taskset -c "$SERVER_CPU" "$bin" serve >"$work/server.log" 2>&1 &
     server=$!
     wait_ready "http://127.0.0.1:$PORT/readyz"
+    case $SCENARIO in
+      token-*)
+        created=$(env $(idp_env "$db") "$bin" client create --name bench --grant-type client_credentials \
+          --scope media.read)
+        load=(report.lua "http://127.0.0.1:$PORT/token" -- "$(python3 -c 'import base64,json,sys; c=json.load(sys.stdin)
+print(base64.b64encode((c["client_id"] + ":" + c["client_secret"]).encode()).decode())' <<<"$created")" \
+          "grant_type=client_credentials&scope=media.read") ;;
+      discovery | jwks) load=(report.lua "http://127.0.0.1:$PORT$path") ;;
+      *) load=(tokens.lua "http://127.0.0.1:$PORT" -- "${args[@]}") ;;
+    esac
     before=$(cpu_ticks "$server")
     WRK_REPORT="$work/report.json" taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" \
-      -s bench/wrk/tokens.lua "http://127.0.0.1:$PORT" -- "${args[@]}" >/dev/null
+      -s "bench/wrk/${load[0]}" "${load[@]:1}" >/dev/null
     after=$(cpu_ticks "$server")
     kill "$server"; wait "$server" 2>/dev/null || true; server=
     python3 - "$work/report.json" "$((after - before))" "$(getconf CLK_TCK)" $build "$pair" <<'EOF' \
