@@ -55,7 +55,7 @@ cargo build --release -q -p idp --bin idp --example bench_seed
 IDP=$CARGO_TARGET_DIR/release/idp
 SEED=$CARGO_TARGET_DIR/release/examples/bench_seed
 mkdir -p "$OUT"
-rm -f "$OUT"/*.json "$OUT"/runs.tsv "$OUT"/login-limits.jsonl
+rm -f "$OUT"/*.json "$OUT"/runs.tsv "$OUT"/run-limits.jsonl
 work=$(mktemp -d)
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -104,13 +104,19 @@ wrk_run() {  # url script [script args…]
     wrk -t1 -c"$CONNECTIONS" -d"$DURATION" -s "bench/wrk/$2" "$1" -- "${@:3}" >/dev/null
 }
 
+# limit_of_moment SCENARIO LEVEL BACKEND RUN BENCH: the per-core limit BENCH (signing, for SIGN_ALGS; password)
+# measured again on the server's core just before one of our runs, the servers idle meanwhile, into
+# run-limits.jsonl: the machine's speed moves during a run (a shared virtual machine), so each run of ours that
+# is counted against a limit is counted against the limit of its own moment.
+limit_of_moment() {
+  per_core_limit "$5" | sed "s/^{/{\"scenario\":\"$1\",\"level\":\"$2\",\"backend\":\"$3\",\"run\":\"$4\",/" \
+    >>"$OUT/run-limits.jsonl"
+}
+
 # measure_login LEVEL BACKEND RUN PID URL USERS_FILE: browsers signing in (bench/login.py), after the argon2
-# limit measured again on the server's core (the server idles meanwhile): the machine's speed moves during a
-# run, and a sign-in is mostly a hash, so each login run is compared with the limit of its own moment.
+# limit of the moment: a sign-in is mostly a hash.
 measure_login() {
-  per_core_limit password \
-    | sed "s/^{/{\"scenario\":\"login\",\"level\":\"$1\",\"backend\":\"$2\",\"run\":\"$3\",/" \
-    >>"$OUT/login-limits.jsonl"
+  limit_of_moment login "$1" "$2" "$3" password
   run_load login "$1" "$2" ours "$3" "$4" login_run "$5" "$6"
 }
 login_run() {  # url users-file; $REPORT is the run's, set by run_load
@@ -137,6 +143,7 @@ for alg in $ALGS; do
   start_peer "$alg"
   body="grant_type=client_credentials&scope=media.read"
   for run in 1 2; do
+    (export SIGN_ALGS=$alg SIGN_SECONDS=2; limit_of_moment "token-$alg" - sqlite "$run" signing)
     measure "token-$alg" - sqlite ours "$run" "$OURS_PID" "http://127.0.0.1:$OURS_PORT/token" report.lua \
       "$ours_basic" "$body"
     measure "token-$alg" - sqlite peer "$run" "$PEER_PID" "http://127.0.0.1:$PEER_PORT/token" report.lua \

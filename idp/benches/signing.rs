@@ -1,7 +1,8 @@
 //! The per-core signing limit: how many JWTs one core signs per second with the issuer's own signer
 //! (`SigningKey::sign`, keys parsed once), for each algorithm. `bench/run.sh` reports server throughput as a
 //! share of this. Run pinned to one core: `taskset -c 0 cargo bench -p idp --bench signing`.
-//! Prints one JSON object per algorithm.
+//! Prints one JSON object per algorithm: RS256, ES256 and EdDSA, or those of `SIGN_ALGS` (`ES256,EdDSA`).
+//! `SIGN_SECONDS` is each algorithm's time budget (3 s).
 
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,17 @@ fn main() {
         "scope": "media.read", "exp": 1_900_000_000, "iat": 1_800_000_000, "jti": "0123456789abcdefghijkl",
     });
     let budget = Duration::from_secs(std::env::var("SIGN_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3));
-    for alg in [SigningAlgorithm::Rs256, SigningAlgorithm::Es256, SigningAlgorithm::EdDsa] {
+    let algs = match std::env::var("SIGN_ALGS") {
+        Ok(list) => match list.split(',').map(str::parse).collect::<Result<Vec<SigningAlgorithm>, _>>() {
+            Ok(algs) => algs,
+            Err(e) => {
+                eprintln!("SIGN_ALGS={list}: {e}");
+                std::process::exit(2);
+            }
+        },
+        Err(_) => vec![SigningAlgorithm::Rs256, SigningAlgorithm::Es256, SigningAlgorithm::EdDsa],
+    };
+    for alg in algs {
         let Ok((key, _)) = SigningKey::generate(alg, time::OffsetDateTime::now_utc()) else {
             eprintln!("cannot generate a {alg} key");
             std::process::exit(1);
