@@ -24,11 +24,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 
-[ $# -eq 2 ] || { sed -n '2,20p' "$0"; exit 2; }
+[ $# -eq 2 ] || { sed -n '2,/^set /{/^set /!p}' "$0"; exit 2; }
 A=$(realpath "$1") B=$(realpath "$2")
 SCENARIO=${SCENARIO:-refresh}
-# The seed's client signs ID tokens with ID_TOKEN_ALG, which must have a key: RS256 always has one.
-case $SCENARIO in token-* | discovery | jwks) USERS=${USERS:-1} ID_TOKEN_ALG=${ID_TOKEN_ALG:-RS256} ;; esac
+ALG=ES256
+case $SCENARIO in
+  refresh | code | introspect-refresh | introspect-access | userinfo) ;;
+  # No user is read: one is seeded. The seed's client signs ID tokens with ID_TOKEN_ALG, which must have a key:
+  # RS256 always has one.
+  token-ES256 | token-EdDSA | token-RS256 | discovery | jwks)
+    USERS=${USERS:-1} ID_TOKEN_ALG=${ID_TOKEN_ALG:-RS256}
+    case $SCENARIO in token-*) ALG=${SCENARIO#token-} ;; esac ;;
+  *) echo "unknown SCENARIO $SCENARIO"; exit 2 ;;
+esac
 USERS=${USERS:-100000}
 SAMPLE=${SAMPLE:-9000}
 PAIRS=${PAIRS:-2}
@@ -81,8 +89,6 @@ for path in sys.argv[1:]:
     os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     os.close(fd)' "$@"
 }
-ALG=ES256
-case $SCENARIO in token-*) ALG=${SCENARIO#token-} ;; esac
 idp_env() { ours_env "$PORT" "$ALG" "$work" "$1"; }  # database-url
 
 echo "== seeding $USERS users on $BACKEND"
@@ -91,20 +97,26 @@ if [ "$BACKEND" = postgres ]; then
 fi
 env $(idp_env "$(seed_db)") "$SEED" --users "$USERS" --sample "$SAMPLE" --out "$work/seed" \
   --id-token-alg "$ID_TOKEN_ALG" >/dev/null
-basic=$(python3 -c 'import base64,json,sys; c=json.load(open(sys.argv[1]));
-print(base64.b64encode((c["client_id"] + ":" + c["client_secret"]).encode()).decode())' "$work/seed/client.json")
+basic=$(client_basic "$work/seed/client.json")
+url=http://127.0.0.1:$PORT
 case $SCENARIO in
-  refresh) args=(refresh "$basic" /token "$work/seed/refresh_tokens.txt") ;;
+  refresh) load=(tokens.lua "$url" -- refresh "$basic" /token "$work/seed/refresh_tokens.txt") ;;
   code)
     codes=$(codes_for "$DURATION")
-    args=(code "$basic" /token "$work/seed/codes.txt" "$RP_REDIRECT_URI" "$CODE_VERIFIER") ;;
-  introspect-refresh) args=(introspect "$basic" /introspect "$work/seed/refresh_tokens.txt" refresh_token) ;;
-  introspect-access) args=(introspect "$basic" /introspect "$work/seed/access_tokens.txt" access_token) ;;
-  userinfo) args=(bearer /userinfo "$work/seed/access_tokens.txt") ;;
-  token-ES256 | token-EdDSA | token-RS256) ;;  # the client is made on each run's copy (below)
-  discovery) path=/.well-known/openid-configuration ;;
-  jwks) path=/jwks ;;
-  *) echo "unknown SCENARIO $SCENARIO"; exit 2 ;;
+    load=(tokens.lua "$url" -- code "$basic" /token "$work/seed/codes.txt" "$RP_REDIRECT_URI" "$CODE_VERIFIER") ;;
+  introspect-refresh)
+    load=(tokens.lua "$url" -- introspect "$basic" /introspect "$work/seed/refresh_tokens.txt" refresh_token) ;;
+  introspect-access)
+    load=(tokens.lua "$url" -- introspect "$basic" /introspect "$work/seed/access_tokens.txt" access_token) ;;
+  userinfo) load=(tokens.lua "$url" -- bearer /userinfo "$work/seed/access_tokens.txt") ;;
+  token-*)
+    # A client-credentials client in the seed, so in every run's copy of it.
+    env $(idp_env "$(seed_db)") "$A" client create --name bench --grant-type client_credentials --scope media.read \
+      >"$work/seed/cc-client.json"
+    load=(report.lua "$url/token" -- "$(client_basic "$work/seed/cc-client.json")" \
+      "grant_type=client_credentials&scope=media.read") ;;
+  discovery) load=(report.lua "$url/.well-known/openid-configuration") ;;
+  jwks) load=(report.lua "$url/jwks") ;;
 esac
 
 printf '%-4s %-5s %9s %9s %9s %9s\n' build pair req/s p50_ms p99_ms cpu_us
@@ -116,17 +128,7 @@ for pair in $(seq 1 "$PAIRS"); do
     env $(idp_env "$db") ${TIMELINE:+RUST_LOG=warn,tower_http::trace::on_response=debug,idp::checkpoint=debug} \
       taskset -c "$SERVER_CPU" "$bin" serve >"$work/server.log" 2>&1 &
     server=$!
-    wait_ready "http://127.0.0.1:$PORT/readyz"
-    case $SCENARIO in
-      token-*)
-        created=$(env $(idp_env "$db") "$bin" client create --name bench --grant-type client_credentials \
-          --scope media.read)
-        load=(report.lua "http://127.0.0.1:$PORT/token" -- "$(python3 -c 'import base64,json,sys; c=json.load(sys.stdin)
-print(base64.b64encode((c["client_id"] + ":" + c["client_secret"]).encode()).decode())' <<<"$created")" \
-          "grant_type=client_credentials&scope=media.read") ;;
-      discovery | jwks) load=(report.lua "http://127.0.0.1:$PORT$path") ;;
-      *) load=(tokens.lua "http://127.0.0.1:$PORT" -- "${args[@]}") ;;
-    esac
+    wait_ready "$url/readyz"
     before=$(cpu_ticks "$server")
     WRK_REPORT="$work/report.json" taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" \
       -s "bench/wrk/${load[0]}" "${load[@]:1}" >/dev/null

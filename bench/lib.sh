@@ -22,6 +22,17 @@ codes_for() {
   echo "${CODES:-$((14000 * seconds))}"
 }
 
+# basic ID SECRET: HTTP Basic credentials. client_basic FILE: those of the client whose `client_id` and
+# `client_secret` are in the JSON of FILE (`-`: standard input), as `idp client create` and bench_seed give them.
+basic() { printf '%s:%s' "$1" "$2" | base64 -w0; }
+client_basic() {
+  local id secret
+  read -r id secret < <(python3 -c 'import json, sys
+c = json.load(sys.stdin if sys.argv[1] == "-" else open(sys.argv[1]))
+print(c["client_id"], c["client_secret"])' "$1")
+  basic "$id" "$secret"
+}
+
 # pg_db NAME: the issuer's URL of the PostgreSQL database NAME.
 pg_db() { echo "$PG_URL/$1${PG_PARAMS:+?$PG_PARAMS}"; }
 

@@ -67,8 +67,6 @@ start_ours() {  # alg dir database-url → OURS_PID
   wait_ready "http://127.0.0.1:$OURS_PORT/readyz"
 }
 
-json_field() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }
-
 start_peer() {  # alg [seed-users seed-dir] → PEER_PID
   local seed=()
   [ $# -gt 1 ] && seed=(SEED_USERS="$2" SEED_SAMPLE="$SAMPLE" SEED_OUT="$3" ID_TOKEN_ALG="$ID_TOKEN_ALG"
@@ -123,8 +121,6 @@ login_run() {  # url users-file; $REPORT is the run's, set by run_load
   taskset -c "$LOAD_CPU" python3 bench/login.py "$1" "$2" "${DURATION%s}" "$CONNECTIONS" "$REPORT"
 }
 
-basic() { printf '%s:%s' "$1" "$2" | base64 -w0; }
-
 # per_core_limit BENCH: one of idp's limit benches (signing, password) on the server's core; JSON lines.
 per_core_limit() { taskset -c "$SERVER_CPU" cargo bench -q -p idp --bench "$1" 2>/dev/null; }
 
@@ -139,7 +135,7 @@ for alg in $ALGS; do
   start_ours "$alg" "$dir" "sqlite://$dir/idp.db"
   created=$(env $(ours_env "$OURS_PORT" "$alg" "$dir" "sqlite://$dir/idp.db") "$IDP" client create --name bench \
     --grant-type client_credentials --scope media.read)
-  ours_basic=$(basic "$(json_field <(echo "$created") client_id)" "$(json_field <(echo "$created") client_secret)")
+  ours_basic=$(client_basic - <<<"$created")
   start_peer "$alg"
   body="grant_type=client_credentials&scope=media.read"
   for run in 1 2; do
@@ -216,7 +212,7 @@ for backend in "${backends[@]}"; do
     env $(ours_env "$OURS_PORT" ES256 "$dir" "$db") "$SEED" --users "$level" --sample "$SAMPLE" --out "$dir/seed" \
       --id-token-alg "$ID_TOKEN_ALG"
     start_ours ES256 "$dir" "$db"
-    ours_basic=$(basic "$(json_field "$dir/seed/client.json" client_id)" "$(json_field "$dir/seed/client.json" client_secret)")
+    ours_basic=$(client_basic "$dir/seed/client.json")
     peer=false
     if [ "$backend" = sqlite ] && [ "$level" = "$PEER_LEVEL" ]; then
       peer=true

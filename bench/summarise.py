@@ -23,9 +23,8 @@ def jsonl(name):
 
 limits = {row["alg"]: row["per_second"] for row in jsonl("limits.jsonl")}
 # The limit measured just before each of our runs that counts against one (token-<alg>: signatures; login:
-# argon2 checks): (scenario, level, backend, run) → per second.
-run_limits = {(row["scenario"], row["level"], row["backend"], row["run"]): row["per_second"]
-              for row in jsonl("run-limits.jsonl")}
+# argon2 checks): (scenario, level, backend, run) → its row (`alg`, `per_second`).
+run_limits = {(row["scenario"], row["level"], row["backend"], row["run"]): row for row in jsonl("run-limits.jsonl")}
 
 # (scenario, level, backend, server) → runs
 runs = defaultdict(list)
@@ -36,7 +35,7 @@ for line in open(f"{out}/runs.tsv"):
     failed = wrk["non_2xx"] + wrk["socket_errors"]
     ok = max(wrk["requests"] - failed, 0)
     rps = ok / (wrk["duration_us"] / 1e6)
-    limit = run_limits.get((scenario, level, backend, run)) if server == "ours" else None
+    limit = run_limits.get((scenario, level, backend, run), {}).get("per_second") if server == "ours" else None
     runs[(scenario, level, backend, server)].append({
         "rps": rps,
         # The share of the limit measured just before this run, for the runs that count against one.
@@ -94,8 +93,8 @@ if limits:
     print("Per-core limits (signatures with keys parsed once; argon2id sign-in checks), at the start of the run: "
           + ", ".join(f"{alg} {n:,.0f}/s" for alg, n in limits.items()))
     again = defaultdict(list)
-    for (scenario, *_), n in run_limits.items():
-        again[scenario.removeprefix("token-") if scenario.startswith("token-") else "argon2id"].append(n)
+    for row in run_limits.values():
+        again[row["alg"]].append(row["per_second"])
     if again:
         print()
         print("Measured again just before each of our runs that counts against it, and compared with that: "
