@@ -29,7 +29,12 @@ fn main() -> ExitCode {
     };
     let command = args.command.unwrap_or(Command::Serve);
     // The server logs at info; administrative commands keep standard error quiet unless RUST_LOG says more.
-    idp::telemetry::init(if matches!(command, Command::Serve) { "info" } else { "warn" });
+    let serving = matches!(command, Command::Serve);
+    idp::telemetry::init(if serving { "info" } else { "warn" });
+    // Before the runtime starts, so that its threads and sqlx's inherit the policy.
+    if serving && let Err(e) = idp::scheduling::apply(config.cpu_scheduling) {
+        tracing::warn!("{e}; set IDP_CPU_SCHEDULING=normal to silence this");
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
