@@ -331,23 +331,27 @@ fn thread_policies(pid: u32) -> Vec<u32> {
     policies
 }
 
+/// The scheduling policy of every thread of `idp serve` started with the test environment and `extra`.
+#[cfg(target_os = "linux")]
+async fn serve_thread_policies(extra: &[(&str, &str)]) -> Vec<u32> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = test_env(dir.path(), free_port());
+    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    let server = Server::start(dir.path(), &env).await;
+    thread_policies(server.child.id())
+}
+
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn serve_runs_every_thread_under_sched_batch() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &test_env(dir.path(), free_port())).await;
-    let policies = thread_policies(server.child.id());
+    let policies = serve_thread_policies(&[]).await;
     assert!(policies.len() > 1 && policies.iter().all(|p| *p == 3), "{policies:?}");
 }
 
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn serve_keeps_the_default_policy_when_normal_is_asked_for() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut env = test_env(dir.path(), free_port());
-    env.insert("IDP_CPU_SCHEDULING".into(), "normal".into());
-    let server = Server::start(dir.path(), &env).await;
-    let policies = thread_policies(server.child.id());
+    let policies = serve_thread_policies(&[("IDP_CPU_SCHEDULING", "normal")]).await;
     assert!(policies.len() > 1 && policies.iter().all(|p| *p == 0), "{policies:?}");
 }
 
