@@ -36,9 +36,6 @@ pub mod defaults {
     /// …but never past this time after the original authorization (ASVS 10.4.8).
     pub const REFRESH_TOKEN_ABSOLUTE_TTL_SECS: u64 = 90 * 24 * 60 * 60;
     pub const REDIS_KEY_PREFIX: &str = "idp:";
-    /// The server's threads run under `SCHED_BATCH` on Linux: a thread woken by another of ours waits for
-    /// the running one rather than preempting it (see [`crate::scheduling`]).
-    pub const CPU_SCHEDULING: &str = "batch";
 }
 
 /// Where the process runs. `Production` refuses the development conveniences.
@@ -63,16 +60,6 @@ impl DatabaseUrl {
             DatabaseUrl::Sqlite(url) | DatabaseUrl::Postgres(url) => url,
         }
     }
-}
-
-/// The CPU scheduling policy of the server's threads (Linux; elsewhere the system's default is kept).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CpuScheduling {
-    /// `SCHED_BATCH`: the same share of the CPU and the same nice value as the default policy, but waking a
-    /// thread does not preempt the one running.
-    Batch,
-    /// The policy the process was started with (`SCHED_OTHER`, the system's default, unless set from outside).
-    Normal,
 }
 
 /// Validated configuration. A value of this type is known to be usable.
@@ -106,8 +93,6 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Prefix of every Redis key, so that several deployments can share one Redis.
     pub redis_key_prefix: String,
-    /// The scheduling policy `idp serve` gives its threads.
-    pub cpu_scheduling: CpuScheduling,
 }
 
 impl Config {
@@ -246,12 +231,6 @@ impl Config {
             }
         })?;
 
-        let cpu_scheduling = sources.parse(Key::CpuScheduling, defaults::CPU_SCHEDULING, |s| match s {
-            "batch" => Ok(CpuScheduling::Batch),
-            "normal" => Ok(CpuScheduling::Normal),
-            other => Err(format!("'{other}' is not one of batch, normal")),
-        })?;
-
         Ok(Config {
             env: environment,
             bind,
@@ -271,7 +250,6 @@ impl Config {
             access_token_audience,
             trusted_proxies,
             redis_key_prefix,
-            cpu_scheduling,
         })
     }
 }
@@ -300,11 +278,10 @@ enum Key {
     TrustedProxies,
     RedisKeyPrefix,
     AccessTokenAlg,
-    CpuScheduling,
 }
 
 impl Key {
-    const ALL: [Key; 20] = [
+    const ALL: [Key; 19] = [
         Key::Env,
         Key::Bind,
         Key::Issuer,
@@ -324,7 +301,6 @@ impl Key {
         Key::TrustedProxies,
         Key::RedisKeyPrefix,
         Key::AccessTokenAlg,
-        Key::CpuScheduling,
     ];
 
     fn toml_key(self) -> &'static str {
@@ -348,7 +324,6 @@ impl Key {
             Key::TrustedProxies => "trusted_proxies",
             Key::RedisKeyPrefix => "redis_key_prefix",
             Key::AccessTokenAlg => "access_token_alg",
-            Key::CpuScheduling => "cpu_scheduling",
         }
     }
 
@@ -635,7 +610,6 @@ mod tests {
             (&[("IDP_TRUSTED_PROXIES", "10.0.0.0/33")], "IDP_TRUSTED_PROXIES", "bad prefix length"),
             (&[("IDP_TRUSTED_PROXIES", "proxy.local")], "IDP_TRUSTED_PROXIES", "a host name"),
             (&[("IDP_REDIS_KEY_PREFIX", "a b")], "IDP_REDIS_KEY_PREFIX", "space in prefix"),
-            (&[("IDP_CPU_SCHEDULING", "fifo")], "IDP_CPU_SCHEDULING", "a real-time policy"),
         ];
         for (vars, setting, reason) in cases {
             assert_eq!(&refused_setting(vars), setting, "case: {reason}");
@@ -671,13 +645,6 @@ mod tests {
         ])
         .unwrap();
         assert!(!config.generate_keys, "production never generates keys by default");
-    }
-
-    #[test]
-    fn threads_are_scheduled_as_a_batch_unless_normal_is_asked_for() {
-        assert_eq!(load(&[]).unwrap().cpu_scheduling, CpuScheduling::Batch);
-        let normal = load(&[("IDP_CPU_SCHEDULING", "normal")]).unwrap();
-        assert_eq!(normal.cpu_scheduling, CpuScheduling::Normal);
     }
 
     #[test]

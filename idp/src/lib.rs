@@ -9,7 +9,6 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
-pub mod scheduling;
 pub mod state;
 pub mod storage;
 pub mod telemetry;

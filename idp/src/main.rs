@@ -29,12 +29,7 @@ fn main() -> ExitCode {
     };
     let command = args.command.unwrap_or(Command::Serve);
     // The server logs at info; administrative commands keep standard error quiet unless RUST_LOG says more.
-    let serving = matches!(command, Command::Serve);
-    idp::telemetry::init(if serving { "info" } else { "warn" });
-    // Before the runtime starts, so that its threads and sqlx's inherit the policy.
-    if serving && let Err(e) = idp::scheduling::apply(config.cpu_scheduling) {
-        tracing::warn!("{e}; set IDP_CPU_SCHEDULING=normal to silence this");
-    }
+    idp::telemetry::init(if matches!(command, Command::Serve) { "info" } else { "warn" });
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -318,43 +318,6 @@ async fn a_restart_keeps_users_clients_and_keys() {
     assert!(server.stop());
 }
 
-/// The scheduling policy of every thread of process `pid`, from field 41 of `/proc/PID/task/*/stat` (0 is
-/// `SCHED_OTHER`, 3 `SCHED_BATCH`). The fields are counted after the thread's name, which ends at the last `)`.
-#[cfg(target_os = "linux")]
-fn thread_policies(pid: u32) -> Vec<u32> {
-    let mut policies = Vec::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
-        let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap();
-        let (_, fields) = stat.rsplit_once(')').unwrap();
-        policies.push(fields.split_whitespace().nth(41 - 3).unwrap().parse().unwrap());
-    }
-    policies
-}
-
-/// The scheduling policy of every thread of `idp serve` started with the test environment and `extra`.
-#[cfg(target_os = "linux")]
-async fn serve_thread_policies(extra: &[(&str, &str)]) -> Vec<u32> {
-    let dir = tempfile::tempdir().unwrap();
-    let mut env = test_env(dir.path(), free_port());
-    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-    let server = Server::start(dir.path(), &env).await;
-    thread_policies(server.child.id())
-}
-
-#[cfg(target_os = "linux")]
-#[tokio::test]
-async fn serve_runs_every_thread_under_sched_batch() {
-    let policies = serve_thread_policies(&[]).await;
-    assert!(policies.len() > 1 && policies.iter().all(|p| *p == 3), "{policies:?}");
-}
-
-#[cfg(target_os = "linux")]
-#[tokio::test]
-async fn serve_keeps_the_default_policy_when_normal_is_asked_for() {
-    let policies = serve_thread_policies(&[("IDP_CPU_SCHEDULING", "normal")]).await;
-    assert!(policies.len() > 1 && policies.iter().all(|p| *p == 0), "{policies:?}");
-}
-
 #[test]
 fn usage_errors_are_one_line_too() {
     let dir = tempfile::tempdir().unwrap();
