@@ -158,9 +158,8 @@ pub(super) fn separated<T: fmt::Display>(
     Ok(joined)
 }
 
-/// Runs a SQLite batch script (`BEGIN IMMEDIATE`, a conditional write per job that returns its key when it
-/// spent it, `COMMIT`) and says, for each job's key in order, whether its write spent it. Each job spends at
-/// most its own key, so the rows come back in the order of the jobs.
+/// Runs a SQLite batch script (`BEGIN IMMEDIATE`, conditional writes that return each key they spent, `COMMIT`)
+/// and says, for each job's key in order, whether the script spent it ([`spent_by_first`]).
 ///
 /// SQLite stops at a failing statement, inside the transaction: the script's transaction is then rolled back
 /// here, or the connection closed rather than handed back with the transaction open.
@@ -178,8 +177,14 @@ pub(super) async fn spent_in_order<'k>(
             return Err(e.into());
         }
     };
-    let mut spent = spent.into_iter().map(|(key,)| key).peekable();
-    Ok(keys.map(|key| spent.next_if(|spent| spent == key).is_some()).collect())
+    Ok(spent_by_first(keys, spent))
+}
+
+/// For each job's key in order, whether it was spent: a batch's write returns each key it spent once, in any
+/// order, and of two jobs presenting the same key the first has it, as it would one after the other.
+pub(super) fn spent_by_first<'k>(keys: impl Iterator<Item = &'k str>, spent: Vec<(String,)>) -> Vec<bool> {
+    let mut spent: std::collections::HashSet<String> = spent.into_iter().map(|(key,)| key).collect();
+    keys.map(|key| spent.remove(key)).collect()
 }
 
 /// A batched read of rows by key (a token or code hash), one query per batch on either backend.

@@ -14,14 +14,13 @@
 //! One hand-over to SQLite's thread (or one round trip) per batch, and one commit per batch of writes, where
 //! an exchange took two reads and five statements in a transaction of its own.
 
-use std::collections::HashSet;
 use std::fmt::Write;
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool};
 
 use super::StorageError;
-use super::batch::{Batcher, Job, KeyedRead, is_postgres, read_by_key, separated, spent_in_order};
+use super::batch::{Batcher, Job, KeyedRead, is_postgres, read_by_key, separated, spent_by_first, spent_in_order};
 use super::grants::{CODE_USE_SELECT, CODE_USES_SELECT_POSTGRES, CodeUse, CodeUseRow};
 use crate::domain::grants::Grant;
 
@@ -217,10 +216,8 @@ async fn redeem_postgres(connection: &mut PoolConnection<Any>, jobs: &[Redeem]) 
         )?)
         .fetch_all(&mut **connection)
         .await?;
-    // A statement fails whole, and each code it spent comes back once: of two redemptions of one code in the
-    // batch, the first has it.
-    let mut spent: HashSet<String> = spent.into_iter().map(|(hash,)| hash).collect();
-    Ok(jobs.iter().map(|job| spent.remove(&job.code_hash)).collect())
+    // A statement fails whole, and each code it spent comes back once.
+    Ok(spent_by_first(jobs.iter().map(|job| job.code_hash.as_str()), spent))
 }
 
 #[cfg(test)]
