@@ -6,9 +6,9 @@
 //! Write: spending the code, and writing the grant it makes with the grant's refresh token. Each redemption
 //! spends its code only if no one spent it before, and writes its grant and refresh token only if it spent
 //! the code: a code presented twice, in one batch or in two, makes one grant.
-//! - SQLite: one script on the writer connection, `BEGIN IMMEDIATE`, three statements a redemption,
-//!   `COMMIT`. The grant's and the refresh token's inserts each check that the code now names this grant,
-//!   whose id is new.
+//! - SQLite: one script on the writer connection, `BEGIN IMMEDIATE`, three statements for the batch (see
+//!   `redemptions_sql`), `COMMIT`. The grants' and the refresh tokens' inserts each check that the code now
+//!   names the row's grant, whose id is new.
 //! - PostgreSQL: one statement over separated lists (see `REDEEM_POSTGRES`).
 //!
 //! One hand-over to SQLite's thread (or one round trip) per batch, and one commit per batch of writes, where
@@ -124,40 +124,51 @@ impl Job for Redeem {
     }
 }
 
-/// `BEGIN IMMEDIATE`, the three statements of each of `n` redemptions, the `k`-th (from 0) taking parameters
-/// `$11k+1` to `$11k+11`, then `COMMIT`. Parameters: code hash, grant id, client, user, scope, sid, auth time,
-/// now, grant expiry, refresh-token hash (NULL for none), refresh-token expiry.
+/// `BEGIN IMMEDIATE`, three statements for the whole batch of `n` redemptions, then `COMMIT`:
+/// - the `UPDATE` that spends the codes still unspent, each at its first redemption's time and with its grant
+///   (a `CASE` takes its first match), and returns each once;
+/// - the grants' `INSERT`, and the refresh tokens', each row written only if its code now names its grant,
+///   whose id is new (so only the redemption that spent the code writes).
+///
+/// The `k`-th redemption (from 0) takes parameters `$11k+1` to `$11k+11`: code hash, grant id, client, user,
+/// scope, sid, auth time, now, grant expiry, refresh-token hash (NULL for none), refresh-token expiry. Three
+/// statements rather than three per redemption: sqlx's SQLite thread sends each statement's result and each
+/// row as a message of its own, each a switch to the waiting task on a busy core (see [`super::refresh`]), so
+/// a batch is n + 5 messages rather than 4n + 2.
 fn redemptions_sql(n: usize) -> String {
-    let mut sql = String::with_capacity(32 + n * 700);
-    sql.push_str("BEGIN IMMEDIATE; ");
+    // Writing to a String cannot fail.
+    let p = |k: usize, i: usize| 11 * k + i;
+    let list = |sql: &mut String, row: &dyn Fn(usize) -> String| {
+        for k in 0..n {
+            let _ = write!(sql, "{}{}", if k == 0 { "" } else { ", " }, row(k));
+        }
+    };
+    let mut sql = String::with_capacity(600 + n * 200);
+    sql.push_str("BEGIN IMMEDIATE; UPDATE authorization_codes SET redeemed_at = CASE code_hash");
     for k in 0..n {
-        let p = |i: usize| 11 * k + i;
-        // Writing to a String cannot fail.
-        let _ = write!(
-            sql,
-            "UPDATE authorization_codes SET redeemed_at = ${now}, grant_id = ${grant} \
-             WHERE code_hash = ${code} AND redeemed_at IS NULL RETURNING code_hash; \
-             INSERT INTO grants (id, client_id, user_id, scope, sid, auth_time, created_at, expires_at) \
-             SELECT ${grant}, ${client}, ${user}, ${scope}, ${sid}, ${auth_time}, ${now}, ${expires} \
-             WHERE EXISTS (SELECT 1 FROM authorization_codes WHERE code_hash = ${code} AND grant_id = ${grant}); \
-             INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
-             SELECT ${refresh}, ${grant}, ${now}, ${refresh_expires} \
-             WHERE ${refresh} IS NOT NULL \
-               AND EXISTS (SELECT 1 FROM authorization_codes WHERE code_hash = ${code} AND grant_id = ${grant}); ",
-            code = p(1),
-            grant = p(2),
-            client = p(3),
-            user = p(4),
-            scope = p(5),
-            sid = p(6),
-            auth_time = p(7),
-            now = p(8),
-            expires = p(9),
-            refresh = p(10),
-            refresh_expires = p(11),
-        );
+        let _ = write!(sql, " WHEN ${} THEN ${}", p(k, 1), p(k, 8));
     }
-    sql.push_str("COMMIT");
+    sql.push_str(" END, grant_id = CASE code_hash");
+    for k in 0..n {
+        let _ = write!(sql, " WHEN ${} THEN ${}", p(k, 1), p(k, 2));
+    }
+    sql.push_str(" END WHERE code_hash IN (");
+    list(&mut sql, &|k| format!("${}", p(k, 1)));
+    sql.push_str(") AND redeemed_at IS NULL RETURNING code_hash; ");
+    // The VALUES rows' columns are `column1`, `column2`…; the code and the grant come first in both.
+    let redeemed = "EXISTS (SELECT 1 FROM authorization_codes c WHERE c.code_hash = column1 AND c.grant_id = column2)";
+    sql.push_str(
+        "INSERT INTO grants (id, client_id, user_id, scope, sid, auth_time, created_at, expires_at) \
+         SELECT column2, column3, column4, column5, column6, column7, column8, column9 FROM (VALUES ",
+    );
+    list(&mut sql, &|k| format!("({})", (1..=9).map(|i| format!("${}", p(k, i))).collect::<Vec<_>>().join(", ")));
+    let _ = write!(sql, ") WHERE {redeemed}; ");
+    sql.push_str(
+        "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
+         SELECT column3, column2, column4, column5 FROM (VALUES ",
+    );
+    list(&mut sql, &|k| format!("(${}, ${}, ${}, ${}, ${})", p(k, 1), p(k, 2), p(k, 10), p(k, 8), p(k, 11)));
+    let _ = write!(sql, ") WHERE column3 IS NOT NULL AND {redeemed}; COMMIT");
     sql
 }
 
@@ -233,6 +244,19 @@ mod tests {
         a_batch_of_redemptions_with_a_failing_write_writes_nothing,
         a_redemption_writes_its_grant_and_refresh_token_whole,
     );
+
+    #[test]
+    fn redemptions_sql_numbers_each_redemption_parameters_from_where_the_last_stopped() {
+        let sql = redemptions_sql(2);
+        assert!(sql.starts_with("BEGIN IMMEDIATE; UPDATE authorization_codes SET redeemed_at = CASE code_hash"));
+        assert!(sql.contains("CASE code_hash WHEN $1 THEN $8 WHEN $12 THEN $19 END"), "{sql}");
+        assert!(sql.contains("CASE code_hash WHEN $1 THEN $2 WHEN $12 THEN $13 END"), "{sql}");
+        assert!(sql.contains("WHERE code_hash IN ($1, $12) AND redeemed_at IS NULL RETURNING code_hash"), "{sql}");
+        assert!(sql.contains("($1, $2, $3, $4, $5, $6, $7, $8, $9), ($12, $13, $14, $15, $16, $17, $18, $19, $20)"));
+        assert!(sql.contains("($1, $2, $10, $8, $11), ($12, $13, $21, $19, $22)"), "{sql}");
+        assert!(sql.ends_with("; COMMIT"), "{sql}");
+        assert_eq!(sql.matches("INSERT").count(), 2);
+    }
 
     /// Codes `c0`, `c1`… `c{n-1}`, unspent.
     async fn codes(db: &Database, n: usize) {
