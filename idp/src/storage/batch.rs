@@ -187,6 +187,68 @@ pub(super) fn spent_by_first<'k>(keys: impl Iterator<Item = &'k str>, spent: Vec
     keys.map(|key| spent.remove(key)).collect()
 }
 
+/// The SQL of a SQLite batch script over `n` jobs, the `k`-th (from 0) taking parameters `$width·k+1` to
+/// `$width·k+width`; a job's `i`-th parameter (from 1) is `$width·k+i`.
+pub(super) struct Script {
+    pub(super) sql: String,
+    n: usize,
+    width: usize,
+}
+
+impl Script {
+    pub(super) fn new(n: usize, width: usize) -> Script {
+        Script { sql: String::with_capacity(400 + n * width * 12), n, width }
+    }
+
+    pub(super) fn push(&mut self, text: &str) -> &mut Script {
+        self.sql.push_str(text);
+        self
+    }
+
+    /// Each job's parameters `columns` as a row, the rows separated by commas: `($1, $2), ($6, $7)`.
+    pub(super) fn rows(&mut self, columns: &[usize]) -> &mut Script {
+        self.each(", ", |script, k| {
+            script.sql.push('(');
+            for (c, column) in columns.iter().enumerate() {
+                script.param(if c == 0 { "" } else { ", " }, k, *column);
+            }
+            script.sql.push(')');
+        })
+    }
+
+    /// Each job's parameter `column`, separated by commas: `$5, $10`.
+    pub(super) fn list(&mut self, column: usize) -> &mut Script {
+        self.each(", ", |script, k| script.param("", k, column))
+    }
+
+    /// `CASE key WHEN $… THEN $… END`, a branch per job: where two jobs share a key, the first one's value.
+    pub(super) fn case(&mut self, key: &str, when: usize, then: usize) -> &mut Script {
+        self.sql.push_str("CASE ");
+        self.sql.push_str(key);
+        self.each("", |script, k| {
+            script.param(" WHEN ", k, when);
+            script.param(" THEN ", k, then);
+        });
+        self.push(" END")
+    }
+
+    fn each(&mut self, separator: &str, mut job: impl FnMut(&mut Script, usize)) -> &mut Script {
+        for k in 0..self.n {
+            if k > 0 {
+                self.sql.push_str(separator);
+            }
+            job(self, k);
+        }
+        self
+    }
+
+    fn param(&mut self, before: &str, k: usize, column: usize) {
+        use std::fmt::Write;
+        // Writing to a String cannot fail.
+        let _ = write!(self.sql, "{before}${}", self.width * k + column);
+    }
+}
+
 /// A batched read of rows by key (a token or code hash), one query per batch on either backend.
 pub(super) struct KeyedRead<R> {
     /// `SELECT … FROM …` without its `WHERE`: SQLite's query, to which an `IN` list is added.

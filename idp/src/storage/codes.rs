@@ -14,13 +14,13 @@
 //! One hand-over to SQLite's thread (or one round trip) per batch, and one commit per batch of writes, where
 //! an exchange took two reads and five statements in a transaction of its own.
 
-use std::fmt::Write;
-
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool};
 
 use super::StorageError;
-use super::batch::{Batcher, Job, KeyedRead, is_postgres, read_by_key, separated, spent_by_first, spent_in_order};
+use super::batch::{
+    Batcher, Job, KeyedRead, Script, is_postgres, read_by_key, separated, spent_by_first, spent_in_order,
+};
 use super::grants::{CODE_USE_SELECT, CODE_USES_SELECT_POSTGRES, CodeUse, CodeUseRow};
 use crate::domain::grants::Grant;
 
@@ -136,40 +136,34 @@ impl Job for Redeem {
 /// row as a message of its own, each a switch to the waiting task on a busy core (see [`super::refresh`]), so
 /// a batch is n + 5 messages rather than 4n + 2.
 fn redemptions_sql(n: usize) -> String {
-    // Writing to a String cannot fail.
-    let p = |k: usize, i: usize| 11 * k + i;
-    let list = |sql: &mut String, row: &dyn Fn(usize) -> String| {
-        for k in 0..n {
-            let _ = write!(sql, "{}{}", if k == 0 { "" } else { ", " }, row(k));
-        }
-    };
-    let mut sql = String::with_capacity(600 + n * 200);
-    sql.push_str("BEGIN IMMEDIATE; UPDATE authorization_codes SET redeemed_at = CASE code_hash");
-    for k in 0..n {
-        let _ = write!(sql, " WHEN ${} THEN ${}", p(k, 1), p(k, 8));
-    }
-    sql.push_str(" END, grant_id = CASE code_hash");
-    for k in 0..n {
-        let _ = write!(sql, " WHEN ${} THEN ${}", p(k, 1), p(k, 2));
-    }
-    sql.push_str(" END WHERE code_hash IN (");
-    list(&mut sql, &|k| format!("${}", p(k, 1)));
-    sql.push_str(") AND redeemed_at IS NULL RETURNING code_hash; ");
     // The VALUES rows' columns are `column1`, `column2`…; the code and the grant come first in both.
-    let redeemed = "EXISTS (SELECT 1 FROM authorization_codes c WHERE c.code_hash = column1 AND c.grant_id = column2)";
-    sql.push_str(
-        "INSERT INTO grants (id, client_id, user_id, scope, sid, auth_time, created_at, expires_at) \
-         SELECT column2, column3, column4, column5, column6, column7, column8, column9 FROM (VALUES ",
-    );
-    list(&mut sql, &|k| format!("({})", (1..=9).map(|i| format!("${}", p(k, i))).collect::<Vec<_>>().join(", ")));
-    let _ = write!(sql, ") WHERE {redeemed}; ");
-    sql.push_str(
-        "INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
-         SELECT column3, column2, column4, column5 FROM (VALUES ",
-    );
-    list(&mut sql, &|k| format!("(${}, ${}, ${}, ${}, ${})", p(k, 1), p(k, 2), p(k, 10), p(k, 8), p(k, 11)));
-    let _ = write!(sql, ") WHERE column3 IS NOT NULL AND {redeemed}; COMMIT");
-    sql
+    const REDEEMED: &str =
+        "EXISTS (SELECT 1 FROM authorization_codes c WHERE c.code_hash = column1 AND c.grant_id = column2)";
+    let mut script = Script::new(n, 11);
+    script
+        .push("BEGIN IMMEDIATE; UPDATE authorization_codes SET redeemed_at = ")
+        .case("code_hash", 1, 8)
+        .push(", grant_id = ")
+        .case("code_hash", 1, 2)
+        .push(" WHERE code_hash IN (")
+        .list(1)
+        .push(") AND redeemed_at IS NULL RETURNING code_hash; ")
+        .push(
+            "INSERT INTO grants (id, client_id, user_id, scope, sid, auth_time, created_at, expires_at) \
+             SELECT column2, column3, column4, column5, column6, column7, column8, column9 FROM (VALUES ",
+        )
+        .rows(&[1, 2, 3, 4, 5, 6, 7, 8, 9])
+        .push(") WHERE ")
+        .push(REDEEMED)
+        .push(
+            "; INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
+             SELECT column3, column2, column4, column5 FROM (VALUES ",
+        )
+        .rows(&[1, 2, 10, 8, 11])
+        .push(") WHERE column3 IS NOT NULL AND ")
+        .push(REDEEMED)
+        .push("; COMMIT");
+    script.sql
 }
 
 /// The redemptions of a batch on PostgreSQL, each list in its parameter, separated by line breaks (scopes hold

@@ -18,13 +18,13 @@
 //!
 //! Reads: the token, its grant and its user for every request of the batch in one `SELECT`.
 
-use std::fmt::Write;
-
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool};
 
 use super::StorageError;
-use super::batch::{Batcher, Job, KeyedRead, is_postgres, read_by_key, separated, spent_by_first, spent_in_order};
+use super::batch::{
+    Batcher, Job, KeyedRead, Script, is_postgres, read_by_key, separated, spent_by_first, spent_in_order,
+};
 use super::grants::{REFRESH_USE_SELECT, REFRESH_USES_SELECT_POSTGRES, RefreshUse, RefreshUseRow, Rotation};
 
 /// The refresh grant's two batchers.
@@ -164,23 +164,16 @@ async fn rotate_postgres(connection: &mut PoolConnection<Any>, jobs: &[Rotate]) 
 /// time (a `CASE` takes its first match). `IMMEDIATE` takes the write lock at once, so that no statement of
 /// the batch meets it taken (by a session write on another connection).
 fn rotations_sql(n: usize) -> String {
-    let mut sql = String::with_capacity(160 + n * 80);
-    sql.push_str("BEGIN IMMEDIATE; INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) VALUES ");
-    // Writing to a String cannot fail.
-    for k in 0..n {
-        let p = 5 * k;
-        let _ = write!(sql, "{}(${}, ${}, ${}, ${})", if k == 0 { "" } else { ", " }, p + 1, p + 2, p + 3, p + 4);
-    }
-    sql.push_str("; UPDATE refresh_tokens SET rotated_at = CASE token_hash");
-    for k in 0..n {
-        let _ = write!(sql, " WHEN ${} THEN ${}", 5 * k + 5, 5 * k + 3);
-    }
-    sql.push_str(" END WHERE token_hash IN (");
-    for k in 0..n {
-        let _ = write!(sql, "{}${}", if k == 0 { "" } else { ", " }, 5 * k + 5);
-    }
-    sql.push_str(") AND rotated_at IS NULL RETURNING token_hash; COMMIT");
-    sql
+    let mut script = Script::new(n, 5);
+    script
+        .push("BEGIN IMMEDIATE; INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) VALUES ")
+        .rows(&[1, 2, 3, 4])
+        .push("; UPDATE refresh_tokens SET rotated_at = ")
+        .case("token_hash", 5, 3)
+        .push(" WHERE token_hash IN (")
+        .list(5)
+        .push(") AND rotated_at IS NULL RETURNING token_hash; COMMIT");
+    script.sql
 }
 
 #[cfg(test)]
