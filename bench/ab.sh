@@ -3,7 +3,7 @@
 #
 # Seeds one database (idp/examples/bench_seed.rs), then runs A B A B… on fresh copies of it: each run starts
 # its server on the copy, pinned to SERVER_CPU, and loads it with wrk, pinned to LOAD_CPU, for DURATION.
-# It prints, per run, req/s, p50, p99 and the server's CPU µs per request, and the mean ratio B/A.
+# It prints, per run, req/s, p50, p99, p99.9 and the server's CPU µs per request, and the ratios B/A.
 # The machine's speed drifts by up to ~20% over minutes: trust the ratio within pairs, not absolute figures.
 #
 #   bench/ab.sh OLD_IDP NEW_IDP                   # refresh grant, 100k users, SQLite, 2 pairs
@@ -119,7 +119,7 @@ case $SCENARIO in
   jwks) load=(report.lua "$url/jwks") ;;
 esac
 
-printf '%-4s %-5s %9s %9s %9s %9s\n' build pair req/s p50_ms p99_ms cpu_us
+printf '%-4s %-5s %9s %9s %9s %9s %9s\n' build pair req/s p50_ms p99_ms p99.9_ms cpu_us
 for pair in $(seq 1 "$PAIRS"); do
   for build in A B; do
     bin=$A; [ $build = B ] && bin=$B
@@ -143,7 +143,8 @@ if r["non_2xx"] or r["socket_errors"]:
     sys.exit(f"build {build}: {r['non_2xx']} non-2xx answers, {r['socket_errors']} socket errors")
 rate = r["requests"] / (r["duration_us"] / 1e6)
 cpu = ticks / hz * 1e6 / r["requests"]
-print(f"{build:<5}{pair:<6}{rate:9.0f} {r['p50_us'] / 1000:9.2f} {r['p99_us'] / 1000:9.2f} {cpu:9.0f}")
+print(f"{build:<5}{pair:<6}{rate:9.0f} {r['p50_us'] / 1000:9.2f} {r['p99_us'] / 1000:9.2f} "
+      f"{r['p999_us'] / 1000:9.2f} {cpu:9.0f}")
 EOF
     if [ -n "${TIMELINE:-}" ]; then python3 bench/timeline.py "$work/server.log" | sed 's/^/    /'; fi
   done
@@ -152,7 +153,7 @@ python3 - "$work/runs.tsv" <<'EOF'
 import sys
 rows = [line.split() for line in open(sys.argv[1])]
 pairs = {}
-for build, pair, rate, _p50, p99, cpu in rows:
+for build, pair, rate, _p50, p99, _p999, cpu in rows:
     pairs.setdefault(pair, {})[build] = (float(rate), float(p99), float(cpu))
 ratios = [(p["B"][0] / p["A"][0], p["B"][2] / p["A"][2]) for p in pairs.values()]
 print("B/A per pair: req/s " + ", ".join(f"{r:.3f}" for r, _ in ratios)

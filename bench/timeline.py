@@ -6,8 +6,10 @@ Reads a server log written with
 (one "finished processing request" event per answer, one "log checkpoint pass" event per SQLite checkpoint
 pass; `bench/ab.sh` writes it with TIMELINE=1) and prints the server-side latency percentiles, then each
 window of WINDOW_MS in which MIN_GROUP answers or more took SLOW_MS or longer, with the checkpoint passes that
-ran during it. The server's latency starts when it has read the request: time spent waiting in the socket
-while the server is held up is in the load generator's figures only.
+ran during it. It also counts the answers that were in progress while a pass ran, and how many of those were
+above the p99, and gives the server-side p50 and p99 of the answers that met no pass. The server's latency
+starts when it has read the request: time spent waiting in the socket while the server is held up is in the
+load generator's figures only.
 
   bench/timeline.py SERVER_LOG [SLOW_MS=12] [WINDOW_MS=100] [MIN_GROUP=5]
 """
@@ -49,6 +51,15 @@ def main():
     print(f"{len(answers)} answers; server-side p50 {pct(0.5):.2f} ms, p99 {pct(0.99):.2f}, p99.9 {pct(0.999):.2f}; "
           f"{len(slow)} ({100 * len(slow) / len(answers):.2f}%) took {slow_ms:g} ms or more; "
           f"{len(passes)} checkpoint passes")
+    # The answers that were in progress while a pass ran, against the others: how much of the tail the passes make.
+    p99 = pct(0.99)
+    during = [ms for t, ms in answers if any(lo < t and t - ms / 1000 < hi for lo, hi, *_ in passes)]
+    rest = sorted(ms for t, ms in answers if not any(lo < t and t - ms / 1000 < hi for lo, hi, *_ in passes))
+    if during and rest:
+        above = sum(ms > p99 for ms in during)
+        print(f"in progress during a pass: {len(during)} answers ({100 * len(during) / len(answers):.1f}%), "
+              f"{above} of the {sum(ms > p99 for _, ms in answers)} above the p99; the others: "
+              f"p50 {rest[len(rest) // 2]:.2f} ms, p99 {rest[min(len(rest) - 1, int(len(rest) * 0.99))]:.2f}")
     windows = {}
     for t, ms in slow:
         windows.setdefault(int((t - start) * 1000 // window_ms), []).append(ms)
