@@ -153,9 +153,9 @@ python3 - "$work/runs.tsv" <<'EOF'
 import sys
 rows = [line.split() for line in open(sys.argv[1])]
 pairs = {}
-for build, pair, rate, _p50, p99, _p999, cpu in rows:
-    pairs.setdefault(pair, {})[build] = (float(rate), float(p99), float(cpu))
-ratios = [(p["B"][0] / p["A"][0], p["B"][2] / p["A"][2]) for p in pairs.values()]
+for build, pair, rate, _p50, _p99, _p999, cpu in rows:
+    pairs.setdefault(pair, {})[build] = (float(rate), float(cpu))
+ratios = [(p["B"][0] / p["A"][0], p["B"][1] / p["A"][1]) for p in pairs.values()]
 print("B/A per pair: req/s " + ", ".join(f"{r:.3f}" for r, _ in ratios)
       + "; CPU per request " + ", ".join(f"{c:.3f}" for _, c in ratios))
 EOF

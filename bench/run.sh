@@ -81,7 +81,7 @@ stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 # freeze [PID]: stops (SIGSTOP) every server started here but PID, for one measurement. Both servers share one
 # core, and an idle server still works in the background: the peer's garbage collector took that core for
-# seconds in the middle of our code runs (p99 35-39 ms against 14 ms without the peer beside it), and ours
+# seconds in the middle of our code runs (p99 35-41 ms against 14 ms without the peer beside it), and ours
 # checkpoints every second. thaw lets them go on.
 freeze() { local p; for p in "${pids[@]}"; do [ "$p" = "${1:-}" ] || kill -STOP "$p" 2>/dev/null || true; done; }
 thaw() { local p; for p in "${pids[@]}"; do kill -CONT "$p" 2>/dev/null || true; done; }

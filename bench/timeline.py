@@ -44,8 +44,8 @@ def main():
     start = min(t for t, _ in answers)
     ordered = sorted(ms for _, ms in answers)
 
-    def pct(p):
-        return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
+    def pct(p, values=ordered):  # values sorted
+        return values[min(len(values) - 1, int(len(values) * p))]
 
     slow = [(t, ms) for t, ms in answers if ms >= slow_ms]
     print(f"{len(answers)} answers; server-side p50 {pct(0.5):.2f} ms, p99 {pct(0.99):.2f}, p99.9 {pct(0.999):.2f}; "
@@ -53,13 +53,15 @@ def main():
           f"{len(passes)} checkpoint passes")
     # The answers that were in progress while a pass ran, against the others: how much of the tail the passes make.
     p99 = pct(0.99)
-    during = [ms for t, ms in answers if any(lo < t and t - ms / 1000 < hi for lo, hi, *_ in passes)]
-    rest = sorted(ms for t, ms in answers if not any(lo < t and t - ms / 1000 < hi for lo, hi, *_ in passes))
+    during, rest = [], []
+    for t, ms in answers:
+        met = any(lo < t and t - ms / 1000 < hi for lo, hi, *_ in passes)
+        (during if met else rest).append(ms)
     if during and rest:
-        above = sum(ms > p99 for ms in during)
+        rest.sort()
         print(f"in progress during a pass: {len(during)} answers ({100 * len(during) / len(answers):.1f}%), "
-              f"{above} of the {sum(ms > p99 for _, ms in answers)} above the p99; the others: "
-              f"p50 {rest[len(rest) // 2]:.2f} ms, p99 {rest[min(len(rest) - 1, int(len(rest) * 0.99))]:.2f}")
+              f"{sum(ms > p99 for ms in during)} of the {sum(ms > p99 for ms in ordered)} above the p99; "
+              f"the others: p50 {pct(0.5, rest):.2f} ms, p99 {pct(0.99, rest):.2f}")
     windows = {}
     for t, ms in slow:
         windows.setdefault(int((t - start) * 1000 // window_ms), []).append(ms)
