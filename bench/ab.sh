@@ -9,6 +9,7 @@
 #   bench/ab.sh OLD_IDP NEW_IDP                   # refresh grant, 100k users, SQLite, 2 pairs
 #   SCENARIO=userinfo BACKEND=postgres PAIRS=3 bench/ab.sh OLD_IDP NEW_IDP
 #   TIMELINE=1 PAIRS=1 bench/ab.sh IDP IDP       # and when each run's slow answers came
+#   DUEL=1 PAIRS=4 SCENARIO=token-EdDSA bench/ab.sh OLD_IDP NEW_IDP   # both at once: CPU cost to about 2%
 #
 # SCENARIO: refresh | code | introspect-refresh | introspect-access | userinfo (code: the authorization-code
 # grant, CODES codes minted into each run's copy just before it, as they live 60 s), or one that reads no user:
@@ -20,6 +21,11 @@
 # is otherwise wholly in the cache, having just been written.
 # TIMELINE=1 logs every answer's server-side latency and every checkpoint pass, and prints after each run when
 # the slow answers came (bench/timeline.py); the logging costs a few percent.
+# DUEL=1 runs A and B at the same time, each pair, both on SERVER_CPU and each loaded by a wrk of its own with
+# half the connections: the machine's drift, which moves single runs by up to 20% here, then meets both alike,
+# and the scheduler gives each half the core, so B/A of the req/s is the inverse of B/A of the CPU per request,
+# to about 2% (docs/performance.md). Two servers on one core switch between each other and batch less, so the absolute figures and
+# the latencies are not those of a server alone: use it for what a change costs, not for the tail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -51,11 +57,12 @@ for tool in taskset wrk curl python3 "$SEED"; do
   command -v "$tool" >/dev/null || { echo "bench/ab.sh needs $tool"; exit 1; }
 done
 work=$(mktemp -d)
-server=
+servers=()
 cleanup() {
-  [ -n "$server" ] && kill "$server" 2>/dev/null
+  for pid in "${servers[@]}"; do kill "$pid" 2>/dev/null; done
   if [ "$BACKEND" = postgres ]; then
-    psql "$PG_URL/postgres" -qc 'DROP DATABASE IF EXISTS idp_ab' -c 'DROP DATABASE IF EXISTS idp_ab_seed' || true
+    psql "$PG_URL/postgres" -qc 'DROP DATABASE IF EXISTS idp_ab_a' -c 'DROP DATABASE IF EXISTS idp_ab_b' \
+      -c 'DROP DATABASE IF EXISTS idp_ab_seed' || true
   fi
   rm -rf "$work"
 }
@@ -68,16 +75,16 @@ seed_db() {
     pg_db idp_ab_seed
   fi
 }
-fresh_db() {  # a copy of the seeded database for one run
+fresh_db() {  # NAME (a or b): a copy of the seeded database for one run
   if [ "$BACKEND" = sqlite ]; then
-    rm -f "$work"/run.db*
-    cp "$work/seed.db" "$work/run.db"
-    if [ -f "$work/seed.db-wal" ]; then cp "$work/seed.db-wal" "$work/run.db-wal"; fi
-    if [ -n "${COLD:-}" ]; then drop_from_cache "$work"/run.db*; fi
-    echo "sqlite://$work/run.db"
+    rm -f "$work/run-$1.db"*
+    cp "$work/seed.db" "$work/run-$1.db"
+    if [ -f "$work/seed.db-wal" ]; then cp "$work/seed.db-wal" "$work/run-$1.db-wal"; fi
+    if [ -n "${COLD:-}" ]; then drop_from_cache "$work/run-$1.db"*; fi
+    echo "sqlite://$work/run-$1.db"
   else
-    psql "$PG_URL/postgres" -qc 'DROP DATABASE IF EXISTS idp_ab' -c 'CREATE DATABASE idp_ab TEMPLATE idp_ab_seed'
-    pg_db idp_ab
+    psql "$PG_URL/postgres" -qc "DROP DATABASE IF EXISTS idp_ab_$1" -c "CREATE DATABASE idp_ab_$1 TEMPLATE idp_ab_seed"
+    pg_db "idp_ab_$1"
   fi
 }
 # drop_from_cache FILE…: written to disk, then out of the kernel's page cache.
@@ -89,7 +96,7 @@ for path in sys.argv[1:]:
     os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     os.close(fd)' "$@"
 }
-idp_env() { ours_env "$PORT" "$ALG" "$work" "$1"; }  # database-url
+idp_env() { ours_env "${2:-$PORT}" "$ALG" "$work" "$1"; }  # database-url [port]
 
 echo "== seeding $USERS users on $BACKEND"
 if [ "$BACKEND" = postgres ]; then
@@ -119,23 +126,34 @@ case $SCENARIO in
   jwks) load=(report.lua "$url/jwks") ;;
 esac
 
-printf '%-4s %-5s %9s %9s %9s %9s %9s\n' build pair req/s p50_ms p99_ms p99.9_ms cpu_us
-for pair in $(seq 1 "$PAIRS"); do
-  for build in A B; do
-    bin=$A; [ $build = B ] && bin=$B
-    db=$(fresh_db)
-    if [ "$SCENARIO" = code ]; then env $(idp_env "$db") "$SEED" --codes "$codes" --out "$work/seed"; fi
-    env $(idp_env "$db") ${TIMELINE:+RUST_LOG=warn,tower_http::trace::on_response=debug,idp::checkpoint=debug} \
-      taskset -c "$SERVER_CPU" "$bin" serve >"$work/server.log" 2>&1 &
-    server=$!
-    wait_ready "$url/readyz"
-    before=$(cpu_ticks "$server")
-    WRK_REPORT="$work/report.json" taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" \
-      -s "bench/wrk/${load[0]}" "${load[@]:1}" >/dev/null
-    after=$(cpu_ticks "$server")
-    kill "$server"; wait "$server" 2>/dev/null || true; server=
-    python3 - "$work/report.json" "$((after - before))" "$(getconf CLK_TCK)" $build "$pair" <<'EOF' \
-      | tee -a "$work/runs.tsv"
+# The load of a server at PORT, its seed in folder SEED_DIR: load_for PORT SEED_DIR sets `load`.
+load_for() {
+  local from=$url to=http://127.0.0.1:$1
+  load=("${template[@]//"$from"/"$to"}")
+  load=("${load[@]//"$work/seed/"/"$2/"}")
+}
+template=("${load[@]}")
+# The second server of a duel: the next port, and a seed folder of its own for the codes minted into its copy.
+if [ -n "${DUEL:-}" ]; then cp -r "$work/seed" "$work/seed-b"; fi
+connections=$CONNECTIONS
+if [ -n "${DUEL:-}" ]; then connections=$((CONNECTIONS / 2)); fi
+
+# start NAME BIN PORT SEED_DIR: a fresh copy of the database (with codes minted into it for the code scenario)
+# and a server on it, pinned to SERVER_CPU; its pid joins `servers`.
+start() {
+  local db
+  db=$(fresh_db "${1,,}")
+  if [ "$SCENARIO" = code ]; then env $(idp_env "$db") "$SEED" --codes "$codes" --out "$4"; fi
+  env $(idp_env "$db" "$3") \
+    ${TIMELINE:+RUST_LOG=warn,tower_http::trace::on_response=debug,idp::checkpoint=debug} \
+    taskset -c "$SERVER_CPU" "$2" serve >"$work/server-$1.log" 2>&1 &
+  servers+=($!)
+  wait_ready "http://127.0.0.1:$3/readyz"
+}
+
+# report BUILD PAIR CPU_TICKS: one line of runs.tsv from the wrk report of BUILD.
+report() {
+  python3 - "$work/report-$1.json" "$3" "$(getconf CLK_TCK)" "$1" "$2" <<'EOF' | tee -a "$work/runs.tsv"
 import json, sys
 r = json.load(open(sys.argv[1]))
 ticks, hz, build, pair = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
@@ -146,8 +164,48 @@ cpu = ticks / hz * 1e6 / r["requests"]
 print(f"{build:<5}{pair:<6}{rate:9.0f} {r['p50_us'] / 1000:9.2f} {r['p99_us'] / 1000:9.2f} "
       f"{r['p999_us'] / 1000:9.2f} {cpu:9.0f}")
 EOF
-    if [ -n "${TIMELINE:-}" ]; then python3 bench/timeline.py "$work/server.log" | sed 's/^/    /'; fi
+  if [ -n "${TIMELINE:-}" ]; then python3 bench/timeline.py "$work/server-$1.log" | sed 's/^/    /'; fi
+}
+
+# place BUILD: the `port` and `seed` folder of BUILD's server (in a duel, B's are the next port and a copy).
+place() {
+  port=$PORT seed=$work/seed
+  if [ "$1" = B ] && [ -n "${DUEL:-}" ]; then port=$((PORT + 1)) seed=$work/seed-b; fi
+}
+
+# measure PAIR BUILD…: the servers of BUILD… (A, B or both) loaded at once for DURATION, one wrk each.
+measure() {
+  local pair=$1 build port seed pid i loaders=() before=() after=()
+  shift
+  servers=()
+  for build in "$@"; do
+    place "$build"
+    start "$build" "$([ "$build" = A ] && echo "$A" || echo "$B")" "$port" "$seed"
   done
+  for pid in "${servers[@]}"; do before+=("$(cpu_ticks "$pid")"); done
+  for build in "$@"; do
+    place "$build"
+    load_for "$port" "$seed"
+    WRK_REPORT="$work/report-$build.json" taskset -c "$LOAD_CPU" wrk -t1 -c"$connections" -d"$DURATION" \
+      -s "bench/wrk/${load[0]}" "${load[@]:1}" >/dev/null &
+    loaders+=($!)
+  done
+  wait "${loaders[@]}"
+  for pid in "${servers[@]}"; do after+=("$(cpu_ticks "$pid")"); done
+  for pid in "${servers[@]}"; do kill "$pid"; wait "$pid" 2>/dev/null || true; done
+  servers=()
+  i=0
+  for build in "$@"; do report "$build" "$pair" "$((after[i] - before[i]))"; i=$((i + 1)); done
+}
+
+printf '%-4s %-5s %9s %9s %9s %9s %9s\n' build pair req/s p50_ms p99_ms p99.9_ms cpu_us
+for pair in $(seq 1 "$PAIRS"); do
+  if [ -n "${DUEL:-}" ]; then
+    measure "$pair" A B
+  else
+    measure "$pair" A
+    measure "$pair" B
+  fi
 done
 python3 - "$work/runs.tsv" <<'EOF'
 import sys
