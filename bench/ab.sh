@@ -24,8 +24,9 @@
 # DUEL=1 runs A and B at the same time, each pair, both on SERVER_CPU and each loaded by a wrk of its own with
 # half the connections: the machine's drift, which moves single runs by up to 20% here, then meets both alike,
 # and the scheduler gives each half the core, so B/A of the req/s is the inverse of B/A of the CPU per request,
-# to about 2% (docs/performance.md). Two servers on one core switch between each other and batch less, so the absolute figures and
-# the latencies are not those of a server alone: use it for what a change costs, not for the tail.
+# to about 2% (docs/performance.md). Two servers on one core switch between each other and batch less, so the
+# absolute figures and the latencies are not those of a server alone: use it for what a change costs, not for
+# the tail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -105,36 +106,34 @@ fi
 env $(idp_env "$(seed_db)") "$SEED" --users "$USERS" --sample "$SAMPLE" --out "$work/seed" \
   --id-token-alg "$ID_TOKEN_ALG" >/dev/null
 basic=$(client_basic "$work/seed/client.json")
-url=http://127.0.0.1:$PORT
-case $SCENARIO in
-  refresh) load=(tokens.lua "$url" -- refresh "$basic" /token "$work/seed/refresh_tokens.txt") ;;
-  code)
-    codes=$(codes_for "$DURATION")
-    load=(tokens.lua "$url" -- code "$basic" /token "$work/seed/codes.txt" "$RP_REDIRECT_URI" "$CODE_VERIFIER") ;;
-  introspect-refresh)
-    load=(tokens.lua "$url" -- introspect "$basic" /introspect "$work/seed/refresh_tokens.txt" refresh_token) ;;
-  introspect-access)
-    load=(tokens.lua "$url" -- introspect "$basic" /introspect "$work/seed/access_tokens.txt" access_token) ;;
-  userinfo) load=(tokens.lua "$url" -- bearer /userinfo "$work/seed/access_tokens.txt") ;;
-  token-*)
-    # A client-credentials client in the seed, so in every run's copy of it.
-    env $(idp_env "$(seed_db)") "$A" client create --name bench --grant-type client_credentials --scope media.read \
-      >"$work/seed/cc-client.json"
-    load=(report.lua "$url/token" -- "$(client_basic "$work/seed/cc-client.json")" \
-      "grant_type=client_credentials&scope=media.read") ;;
-  discovery) load=(report.lua "$url/.well-known/openid-configuration") ;;
-  jwks) load=(report.lua "$url/jwks") ;;
-esac
-
-# The load of a server at PORT, its seed in folder SEED_DIR: load_for PORT SEED_DIR sets `load`.
-load_for() {
-  local from=$url to=http://127.0.0.1:$1
-  load=("${template[@]//"$from"/"$to"}")
-  load=("${load[@]//"$work/seed/"/"$2/"}")
-}
-template=("${load[@]}")
+if [ "$SCENARIO" = code ]; then codes=$(codes_for "$DURATION"); fi
+if [[ $SCENARIO = token-* ]]; then
+  # A client-credentials client in the seed, so in every run's copy of it.
+  env $(idp_env "$(seed_db)") "$A" client create --name bench --grant-type client_credentials --scope media.read \
+    >"$work/seed/cc-client.json"
+fi
 # The second server of a duel: the next port, and a seed folder of its own for the codes minted into its copy.
 if [ -n "${DUEL:-}" ]; then cp -r "$work/seed" "$work/seed-b"; fi
+
+# load_for PORT SEED_DIR: sets `load`, the wrk script and arguments of the scenario for the server at PORT.
+load_for() {
+  local url=http://127.0.0.1:$1 seed=$2
+  case $SCENARIO in
+    refresh) load=(tokens.lua "$url" -- refresh "$basic" /token "$seed/refresh_tokens.txt") ;;
+    code) load=(tokens.lua "$url" -- code "$basic" /token "$seed/codes.txt" "$RP_REDIRECT_URI" "$CODE_VERIFIER") ;;
+    introspect-refresh)
+      load=(tokens.lua "$url" -- introspect "$basic" /introspect "$seed/refresh_tokens.txt" refresh_token) ;;
+    introspect-access)
+      load=(tokens.lua "$url" -- introspect "$basic" /introspect "$seed/access_tokens.txt" access_token) ;;
+    userinfo) load=(tokens.lua "$url" -- bearer /userinfo "$seed/access_tokens.txt") ;;
+    token-*)
+      load=(report.lua "$url/token" -- "$(client_basic "$seed/cc-client.json")" \
+        "grant_type=client_credentials&scope=media.read") ;;
+    discovery) load=(report.lua "$url/.well-known/openid-configuration") ;;
+    jwks) load=(report.lua "$url/jwks") ;;
+  esac
+}
+
 connections=$CONNECTIONS
 if [ -n "${DUEL:-}" ]; then connections=$((CONNECTIONS / 2)); fi
 
@@ -144,7 +143,8 @@ start() {
   local db
   db=$(fresh_db "${1,,}")
   if [ "$SCENARIO" = code ]; then env $(idp_env "$db") "$SEED" --codes "$codes" --out "$4"; fi
-  env $(idp_env "$db" "$3") \
+  # Listening on PORT, but one issuer for both servers of a duel: the seeded access tokens name the first.
+  env $(idp_env "$db" "$3") IDP_ISSUER="http://127.0.0.1:$PORT" \
     ${TIMELINE:+RUST_LOG=warn,tower_http::trace::on_response=debug,idp::checkpoint=debug} \
     taskset -c "$SERVER_CPU" "$2" serve >"$work/server-$1.log" 2>&1 &
   servers+=($!)
@@ -167,20 +167,22 @@ EOF
   if [ -n "${TIMELINE:-}" ]; then python3 bench/timeline.py "$work/server-$1.log" | sed 's/^/    /'; fi
 }
 
-# place BUILD: the `port` and `seed` folder of BUILD's server (in a duel, B's are the next port and a copy).
+# place BUILD: the `bin`, `port` and `seed` folder of BUILD's server (in a duel, B's are the next port and a
+# copy of the seed).
 place() {
-  port=$PORT seed=$work/seed
+  bin=$A port=$PORT seed=$work/seed
+  if [ "$1" = B ]; then bin=$B; fi
   if [ "$1" = B ] && [ -n "${DUEL:-}" ]; then port=$((PORT + 1)) seed=$work/seed-b; fi
 }
 
 # measure PAIR BUILD…: the servers of BUILD… (A, B or both) loaded at once for DURATION, one wrk each.
 measure() {
-  local pair=$1 build port seed pid i loaders=() before=() after=()
+  local pair=$1 build bin port seed pid i loaders=() before=() after=()
   shift
   servers=()
   for build in "$@"; do
     place "$build"
-    start "$build" "$([ "$build" = A ] && echo "$A" || echo "$B")" "$port" "$seed"
+    start "$build" "$bin" "$port" "$seed"
   done
   for pid in "${servers[@]}"; do before+=("$(cpu_ticks "$pid")"); done
   for build in "$@"; do
