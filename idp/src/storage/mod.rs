@@ -32,7 +32,20 @@ pub use clients::Clients;
 pub use grants::Grants;
 pub use users::Users;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+/// The migrations of both backends, numbered together with [`POSTGRES_MIGRATIONS`].
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+/// PostgreSQL's own migrations (`migrations/postgres`): what SQLite has already, or cannot say in the same
+/// SQL. Each takes a version that no migration of [`MIGRATIONS`] has; SQLite's history simply lacks it.
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// The migrations of `backend`, in the order of their versions.
+fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
+    let mut migrations: Vec<sqlx::migrate::Migration> = MIGRATIONS.iter().cloned().collect();
+    if backend == Backend::Postgres {
+        migrations.extend(POSTGRES_MIGRATIONS.iter().cloned());
+    }
+    sqlx::migrate::Migrator::with_migrations(migrations)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -220,7 +233,7 @@ impl Database {
 
     /// Applies the pending migrations (idempotent; concurrent runs are serialised by sqlx's lock).
     pub async fn migrate(&self) -> Result<(), StorageError> {
-        MIGRATOR.run(&self.pool).await?;
+        migrator(self.backend).run(&self.pool).await?;
         Ok(())
     }
 
@@ -408,6 +421,17 @@ mod tests {
             sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(db.pool()).await.unwrap();
         // A log that never starts again only grows; one that did holds just the few writes made since.
         assert!(log < before, "{log} frames in the log after the checkpoint, {before} before it");
+    }
+
+    #[test]
+    fn postgres_migrations_take_versions_of_their_own_between_the_shared_ones() {
+        use super::{Backend, MIGRATIONS, POSTGRES_MIGRATIONS, migrator};
+        let shared: Vec<i64> = MIGRATIONS.iter().map(|m| m.version).collect();
+        assert!(POSTGRES_MIGRATIONS.iter().all(|m| !shared.contains(&m.version)), "a version taken twice");
+        let versions = |backend| migrator(backend).iter().map(|m| m.version).collect::<Vec<i64>>();
+        let postgres = versions(Backend::Postgres);
+        assert!(postgres.is_sorted() && postgres.contains(&8), "{postgres:?}");
+        assert_eq!(versions(Backend::Sqlite), shared, "SQLite runs the shared ones only");
     }
 
     #[test]
