@@ -429,8 +429,7 @@ mod tests {
         let shared: Vec<i64> = MIGRATIONS.iter().map(|m| m.version).collect();
         assert!(POSTGRES_MIGRATIONS.iter().all(|m| !shared.contains(&m.version)), "a version taken twice");
         let versions = |backend| migrator(backend).iter().map(|m| m.version).collect::<Vec<i64>>();
-        let postgres = versions(Backend::Postgres);
-        assert!(postgres.is_sorted() && postgres.contains(&8), "{postgres:?}");
+        assert!(versions(Backend::Postgres).contains(&8), "PostgreSQL runs its own as well");
         assert_eq!(versions(Backend::Sqlite), shared, "SQLite runs the shared ones only");
     }
 
