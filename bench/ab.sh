@@ -137,18 +137,19 @@ load_for() {
 connections=$CONNECTIONS
 if [ -n "${DUEL:-}" ]; then connections=$((CONNECTIONS / 2)); fi
 
-# start NAME BIN PORT SEED_DIR: a fresh copy of the database (with codes minted into it for the code scenario)
-# and a server on it, pinned to SERVER_CPU; its pid joins `servers`.
+# start BUILD: a fresh copy of the database (with codes minted into it for the code scenario) and BUILD's
+# server on it (see `place`), pinned to SERVER_CPU; its pid joins `servers`.
 start() {
-  local db
+  local db bin port seed
+  place "$1"
   db=$(fresh_db "${1,,}")
-  if [ "$SCENARIO" = code ]; then env $(idp_env "$db") "$SEED" --codes "$codes" --out "$4"; fi
-  # Listening on PORT, but one issuer for both servers of a duel: the seeded access tokens name the first.
-  env $(idp_env "$db" "$3") IDP_ISSUER="http://127.0.0.1:$PORT" \
+  if [ "$SCENARIO" = code ]; then env $(idp_env "$db") "$SEED" --codes "$codes" --out "$seed"; fi
+  # Listening on its port, but one issuer for both servers of a duel: the seeded access tokens name the first.
+  env $(idp_env "$db" "$port") IDP_ISSUER="http://127.0.0.1:$PORT" \
     ${TIMELINE:+RUST_LOG=warn,tower_http::trace::on_response=debug,idp::checkpoint=debug} \
-    taskset -c "$SERVER_CPU" "$2" serve >"$work/server-$1.log" 2>&1 &
+    taskset -c "$SERVER_CPU" "$bin" serve >"$work/server-$1.log" 2>&1 &
   servers+=($!)
-  wait_ready "http://127.0.0.1:$3/readyz"
+  wait_ready "http://127.0.0.1:$port/readyz"
 }
 
 # report BUILD PAIR CPU_TICKS: one line of runs.tsv from the wrk report of BUILD.
@@ -180,10 +181,7 @@ measure() {
   local pair=$1 build bin port seed pid i loaders=() before=() after=()
   shift
   servers=()
-  for build in "$@"; do
-    place "$build"
-    start "$build" "$bin" "$port" "$seed"
-  done
+  for build in "$@"; do start "$build"; done
   for pid in "${servers[@]}"; do before+=("$(cpu_ticks "$pid")"); done
   for build in "$@"; do
     place "$build"

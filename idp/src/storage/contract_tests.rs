@@ -348,22 +348,36 @@ async fn postgres_refresh_tokens_outlive_the_rebuild_of_their_table(
     refresh_tokens_outlive_the_rebuild_of_their_table(postgres_unmigrated(options).await).await;
 }
 
-/// PostgreSQL's migration 0008 gives its key columns a bytewise collation, rebuilding their indexes: what was
-/// stored before it is found by the same keys after it.
+/// A PostgreSQL database at migration 7 with a user, a grant, its refresh token `rt` and a code `code`, then
+/// migrated: 0008 gives the key columns a bytewise collation, rebuilding their indexes.
+async fn stored_before_the_keys_compare_bytewise(options: sqlx::postgres::PgConnectOptions) -> (Database, User) {
+    let db = postgres_unmigrated(options).await;
+    super::migrator(db.backend).run_to(7, db.pool()).await.unwrap();
+    let user = user_with_refresh_token(&db).await;
+    db.grants().insert_code("code", &code_record(), 1).await.unwrap();
+    db.migrate().await.unwrap();
+    (db, user)
+}
+
 #[cfg_attr(not(postgres_tests), ignore = "set DATABASE_URL to run the PostgreSQL suite")]
 #[sqlx::test(migrations = false)]
 async fn postgres_tokens_stored_before_the_keys_compare_bytewise_are_found_after(
     _: sqlx::postgres::PgPoolOptions,
     options: sqlx::postgres::PgConnectOptions,
 ) {
-    let db = postgres_unmigrated(options).await;
-    super::migrator(db.backend).run_to(7, db.pool()).await.unwrap();
-    let user = user_with_refresh_token(&db).await;
-    db.grants().insert_code("code", &code_record(), 1).await.unwrap();
-    db.migrate().await.unwrap();
+    let (db, user) = stored_before_the_keys_compare_bytewise(options).await;
     let found = db.grants().find_refresh_token_use("rt").await.unwrap().expect("the refresh token");
     assert_eq!((found.record.grant.id.as_str(), found.user.map(|u| u.id)), ("g", Some(user.id)));
     assert!(db.grants().find_code_use("code").await.unwrap().is_some(), "the code");
+}
+
+#[cfg_attr(not(postgres_tests), ignore = "set DATABASE_URL to run the PostgreSQL suite")]
+#[sqlx::test(migrations = false)]
+async fn postgres_a_refresh_token_stored_before_the_keys_compare_bytewise_rotates_after(
+    _: sqlx::postgres::PgPoolOptions,
+    options: sqlx::postgres::PgConnectOptions,
+) {
+    let (db, _user) = stored_before_the_keys_compare_bytewise(options).await;
     assert!(db.grants().rotate_refresh_token(&rotation("rt", "next", 2)).await.unwrap(), "it rotates");
 }
 
