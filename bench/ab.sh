@@ -24,9 +24,9 @@
 # DUEL=1 runs A and B at the same time, each pair, both on SERVER_CPU and each loaded by a wrk of its own with
 # half the connections: the machine's drift, which moves single runs by up to 20% here, then meets both alike,
 # and the scheduler gives each half the core, so B/A of the req/s is the inverse of B/A of the CPU per request,
-# to about 2% (docs/performance.md). Two servers on one core switch between each other and batch less, so the
-# absolute figures and the latencies are not those of a server alone: use it for what a change costs, not for
-# the tail.
+# to about 2% (docs/performance-changes.md). Two servers on one core switch between each other and batch less,
+# so the absolute figures and the latencies are not those of a server alone: use it for what a change costs, not
+# for the tail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh

@@ -6,8 +6,8 @@
 //! first, inside the `pwrite`, while the process's write turn waits. Some machines drop file pages from
 //! their cache within tens of seconds whatever their free memory. A server whose log had left the cache
 //! during a 15 s pause between two bursts of refreshes served the second burst at half the rate of the first:
-//! every frame waited for a read (`docs/performance.md`). `posix_fadvise(WILLNEED)` does not help there: the
-//! kernel reads only a few megabytes of the range it is given.
+//! every frame waited for a read (`docs/performance-changes.md`). `posix_fadvise(WILLNEED)` does not help
+//! there: the kernel reads only a few megabytes of the range it is given.
 //!
 //! So after each checkpoint the server reads, on a blocking thread, the part of the log file the writer will
 //! write over next: from where the log ends, twice what the last interval wrote (at least [`MIN_LOOKAHEAD`]);
