@@ -56,6 +56,8 @@ pub struct Shared {
     pub clients: Arc<crate::storage::client_cache::ClientCache>,
     /// The discovery document, serialised once; cloning it shares the buffer.
     pub discovery_json: axum::body::Bytes,
+    /// The `Cache-Control` of the discovery document and the JWKS (`IDP_JWKS_CACHE_TTL`), made once.
+    pub public_cache_control: axum::http::HeaderValue,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +109,7 @@ impl AppState {
             .build()?;
 
         let discovery_json = discovery::document(&config).into();
+        let public_cache_control = crate::http::public_cache(config.jwks_cache_ttl);
         Ok(AppState(Arc::new(Shared {
             config: Arc::new(config),
             db,
@@ -117,6 +120,7 @@ impl AppState {
             backchannel_wake: Arc::new(Notify::new()),
             clients: Arc::default(),
             discovery_json,
+            public_cache_control,
         })))
     }
 

@@ -40,6 +40,25 @@ async fn discovery_advertises_code_flow_with_s256_only() {
     assert!(doc["id_token_signing_alg_values_supported"].as_array().unwrap().contains(&"RS256".into()));
 }
 
+/// `Cache-Control: public, max-age=<IDP_JWKS_CACHE_TTL>` on the discovery document and the JWKS.
+async fn assert_public_for_the_jwks_cache_ttl(path: &str) {
+    let app = spawn_app().await;
+    let response = app.get(path).await;
+    assert_eq!(response.status(), 200);
+    let expected = format!("public, max-age={}", app.state.config.jwks_cache_ttl.as_secs());
+    assert_eq!(response.headers()["cache-control"], expected.as_str(), "{path}");
+}
+
+#[tokio::test]
+async fn discovery_may_be_cached_for_the_jwks_cache_ttl() {
+    assert_public_for_the_jwks_cache_ttl("/.well-known/openid-configuration").await;
+}
+
+#[tokio::test]
+async fn jwks_may_be_cached_for_the_jwks_cache_ttl() {
+    assert_public_for_the_jwks_cache_ttl("/jwks").await;
+}
+
 #[tokio::test]
 async fn jwks_publishes_public_keys_only() {
     let app = spawn_app().await;

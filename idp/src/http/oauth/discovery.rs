@@ -100,7 +100,7 @@ pub async fn openid_configuration(State(state): State<AppState>) -> impl IntoRes
     (
         [
             (header::CONTENT_TYPE, header::HeaderValue::from_static("application/json")),
-            (header::CACHE_CONTROL, super::super::public_cache(state.config.jwks_cache_ttl)),
+            (header::CACHE_CONTROL, state.public_cache_control.clone()),
             (header::ACCESS_CONTROL_ALLOW_ORIGIN, header::HeaderValue::from_static("*")),
         ],
         state.discovery_json.clone(),

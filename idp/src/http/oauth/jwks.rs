@@ -18,7 +18,7 @@ pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
-            (header::CACHE_CONTROL, super::super::public_cache(state.config.jwks_cache_ttl)),
+            (header::CACHE_CONTROL, state.public_cache_control.clone()),
             (header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")),
         ],
         ring.jwks_json(),
