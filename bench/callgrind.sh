@@ -4,7 +4,7 @@
 #
 #   bench/callgrind.sh                     # client credentials (ES256, EdDSA), then the JWKS and discovery
 #   ALGS=EdDSA DOCS= REQUESTS=4000 bench/callgrind.sh
-#   IDP=/path/to/idp bench/callgrind.sh    # a build of your own (two of them to compare): nothing is built
+#   IDP=/path/to/idp OUT=… bench/callgrind.sh  # a build of your own, nothing built (to compare two, one OUT each)
 #
 # ALGS: client-credentials token requests, the access token signed with each; DOCS: GETs of `jwks` and
 # `discovery`. REQUESTS of each, over CONNECTIONS keep-alive connections, each kind on a server of its own.
@@ -13,6 +13,10 @@
 # kept in OUT for `callgrind_annotate --inclusive=yes OUT/<alg or doc>.callgrind`. Prints instructions per
 # request, and for tokens those of the signature (`KeyPair::sign`).
 set -euo pipefail
+if [ -n "${IDP:-}" ]; then
+  IDP=$(realpath "$IDP")
+  [ -x "$IDP" ] || { echo "IDP=$IDP is not an executable"; exit 1; }
+fi
 cd "$(dirname "$0")/.."
 
 ALGS=${ALGS-"ES256 EdDSA"}
@@ -24,6 +28,9 @@ PORT=${PORT:-18181}
 OUT=${OUT:-bench/results/callgrind}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/idp-bench-target}
 
+for doc in $DOCS; do
+  case $doc in jwks | discovery) ;; *) echo "DOCS: jwks or discovery, not $doc"; exit 1 ;; esac
+done
 for tool in valgrind callgrind_control callgrind_annotate taskset curl python3; do
   command -v "$tool" >/dev/null || { echo "bench/callgrind.sh needs $tool"; exit 1; }
 done
@@ -35,7 +42,7 @@ fi
 mkdir -p "$OUT"
 work=$(mktemp -d)
 pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
+cleanup() { if [ -n "$pid" ]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi; rm -rf "$work"; }
 trap cleanup EXIT
 
 # load N CONNECTIONS PATH [ID SECRET]: N requests split over CONNECTIONS keep-alive connections: token
@@ -101,11 +108,8 @@ for alg in $ALGS; do
 done
 
 for doc in $DOCS; do
-  case $doc in
-    jwks) path=/jwks ;;
-    discovery) path=/.well-known/openid-configuration ;;
-    *) echo "DOCS: jwks or discovery, not $doc"; exit 1 ;;
-  esac
+  path=/jwks
+  if [ "$doc" = discovery ]; then path=/.well-known/openid-configuration; fi
   start "$doc" ES256
   count "$doc" "$path"
   echo "$doc: $((total / REQUESTS)) instructions per request"

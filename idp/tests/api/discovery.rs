@@ -5,7 +5,7 @@ use idp::storage::keystore::KeyStore;
 use openidconnect::IssuerUrl;
 use openidconnect::core::CoreProviderMetadata;
 
-use crate::helpers::{keys_dir, spawn_app};
+use crate::helpers::{keys_dir, spawn_app, spawn_app_with};
 
 async fn discover(base_url: &str) -> CoreProviderMetadata {
     let http = openidconnect::reqwest::Client::builder()
@@ -40,13 +40,12 @@ async fn discovery_advertises_code_flow_with_s256_only() {
     assert!(doc["id_token_signing_alg_values_supported"].as_array().unwrap().contains(&"RS256".into()));
 }
 
-/// `Cache-Control: public, max-age=<IDP_JWKS_CACHE_TTL>` on the discovery document and the JWKS.
+/// `Cache-Control: public, max-age=<IDP_JWKS_CACHE_TTL>` on `path`, with a TTL other than the default.
 async fn assert_public_for_the_jwks_cache_ttl(path: &str) {
-    let app = spawn_app().await;
+    let app = spawn_app_with(&[("IDP_JWKS_CACHE_TTL", "123")]).await;
     let response = app.get(path).await;
     assert_eq!(response.status(), 200);
-    let expected = format!("public, max-age={}", app.state.config.jwks_cache_ttl.as_secs());
-    assert_eq!(response.headers()["cache-control"], expected.as_str(), "{path}");
+    assert_eq!(response.headers()["cache-control"], "public, max-age=123", "{path}");
 }
 
 #[tokio::test]

@@ -98,12 +98,18 @@ pub fn browser_with_agent(user_agent: &str) -> reqwest::Client {
 
 /// Starts a server on an ephemeral port in a fresh folder.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// [`spawn_app`], with `settings` (variable, value) added to its environment.
+pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
     // Silent unless RUST_LOG asks for logs (e.g. RUST_LOG=idp=debug when a test fails).
     idp::telemetry::init("off");
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let mut env = test_env(dir.path(), port);
+    env.extend(settings.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     let postgres = if TestDatabase::wanted() { Some(TestDatabase::create().await) } else { None };
     if let Some(database) = &postgres {
         env.insert("IDP_DATABASE_URL".into(), database.url.clone());
