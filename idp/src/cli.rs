@@ -82,7 +82,8 @@ pub enum ClientCommand {
     List,
     /// Delete a client.
     Delete {
-        /// The client_id.
+        /// The client_id. Ids made before they were kept from starting with `-` may: taken as they are.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
 }

@@ -6,6 +6,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use idp::config::Config;
+use idp::storage::Database;
+
 use crate::helpers::{error_line, free_port, idp, json_output, new_browser, test_env};
 
 const PASSWORD: &str = "correct horse battery";
@@ -187,21 +190,40 @@ fn client_list_shows_clients_without_secrets() {
     assert_eq!(clients[0]["redirect_uris"], serde_json::json!(["https://a.example.com/cb"]));
 }
 
+/// The client_id of a confidential client made by `idp client create`, named `name`.
+fn create_client(dir: &Path, env: &BTreeMap<String, String>, name: &str) -> String {
+    let args = ["client", "create", "--name", name, "--redirect-uri", "https://a.example.com/cb"];
+    json_output(&idp(dir, env, &args, None))["client_id"].as_str().unwrap().to_owned()
+}
+
 #[test]
 fn client_delete_removes_it_and_an_unknown_id_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let env = cli_env(dir.path());
-    let created = json_output(&idp(
-        dir.path(),
-        &env,
-        &["client", "create", "--name", "Gone", "--redirect-uri", "https://a.example.com/cb"],
-        None,
-    ));
-    let id = created["client_id"].as_str().unwrap();
-    json_output(&idp(dir.path(), &env, &["client", "delete", id], None));
+    let id = create_client(dir.path(), &env, "Gone");
+    json_output(&idp(dir.path(), &env, &["client", "delete", &id], None));
     assert_eq!(json_output(&idp(dir.path(), &env, &["client", "list"], None)), serde_json::json!([]));
-    let line = error_line(&idp(dir.path(), &env, &["client", "delete", id], None));
-    assert!(line.contains(id), "{line}");
+    let line = error_line(&idp(dir.path(), &env, &["client", "delete", &id], None));
+    assert!(line.contains(&id), "{line}");
+}
+
+#[tokio::test]
+async fn client_delete_takes_an_id_that_starts_with_a_dash() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = cli_env(dir.path());
+    let id = create_client(dir.path(), &env, "Dash");
+    // New ids never start with `-`; one made before that rule may (one in 64 did).
+    let dashed = format!("-{}", &id[1..]);
+    let db = Database::connect(&Config::from_sources(&env, None).unwrap().database_url).await.unwrap();
+    sqlx::query("UPDATE clients SET client_id = ? WHERE client_id = ?")
+        .bind(&dashed)
+        .bind(&id)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    db.close().await;
+    json_output(&idp(dir.path(), &env, &["client", "delete", &dashed], None));
+    assert_eq!(json_output(&idp(dir.path(), &env, &["client", "list"], None)), serde_json::json!([]));
 }
 
 #[test]
