@@ -1,7 +1,6 @@
 //! OpenID Connect Discovery 1.0 §3 / RFC 8414: the provider metadata, serialised once at start-up.
 
 use axum::extract::State;
-use axum::http::header;
 use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -97,12 +96,5 @@ pub fn document(config: &Config) -> String {
 #[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "oidc",
     responses((status = 200, description = "Provider metadata", body = ProviderMetadata)))]
 pub async fn openid_configuration(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [
-            (header::CONTENT_TYPE, header::HeaderValue::from_static("application/json")),
-            (header::CACHE_CONTROL, state.public_cache_control.clone()),
-            (header::ACCESS_CONTROL_ALLOW_ORIGIN, header::HeaderValue::from_static("*")),
-        ],
-        state.discovery_json.clone(),
-    )
+    super::public_document(&state, state.discovery_json.clone())
 }

@@ -2,7 +2,6 @@
 //! key change.
 
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
 
 use crate::state::AppState;
@@ -14,13 +13,5 @@ pub const PATH: &str = "/jwks";
     responses((status = 200, description = "JWK Set (RFC 7517 §5): `kid`, `alg`, `use` and public parameters only",
         content_type = "application/json", body = Object)))]
 pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
-    let ring = state.keys.current();
-    (
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
-            (header::CACHE_CONTROL, state.public_cache_control.clone()),
-            (header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")),
-        ],
-        ring.jwks_json(),
-    )
+    super::public_document(&state, state.keys.current().jwks_json())
 }

@@ -2,7 +2,9 @@
 //! [`router`]; the front-channel ones that live in the browser session are in [`browser_router`].
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::http::{HeaderValue, header};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use tower::ServiceBuilder;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -39,6 +41,19 @@ pub fn router() -> Router<AppState> {
         .route(discovery::PATH, get(discovery::openid_configuration))
         .route(jwks::PATH, get(jwks::jwks))
         .merge(no_store)
+}
+
+/// A public JSON document that changes only when the keys do (discovery, JWKS): cacheable for
+/// `IDP_JWKS_CACHE_TTL` and readable from any origin, so that browser-based relying parties can fetch it.
+fn public_document(state: &AppState, body: Bytes) -> impl IntoResponse + use<> {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (header::CACHE_CONTROL, state.public_cache_control.clone()),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")),
+        ],
+        body,
+    )
 }
 
 /// Endpoints the browser visits, with the session cookie.
