@@ -1,16 +1,13 @@
 //! The HTTP edge: thin axum handlers grouped by family, each family exporting `router()`, merged here.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderName, HeaderValue, Request, header};
+use axum::http::{HeaderValue, Request};
 use axum::serve::ListenerExt;
 use tower::ServiceBuilder;
 use tower_http::LatencyUnit;
-use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnRequest, DefaultOnResponse, TraceLayer};
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
@@ -19,6 +16,7 @@ use tracing::Level;
 use crate::state::AppState;
 
 pub mod api;
+pub mod edge;
 pub mod extract;
 pub mod health;
 pub mod oauth;
@@ -49,58 +47,18 @@ pub fn app(state: AppState) -> Router {
         .merge(pages::assets())
         .merge(openapi::router())
         .layer(
-            ServiceBuilder::new()
-                .layer(SetRequestIdLayer::x_request_id(RequestIds::default()))
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(|request: &Request<_>| {
-                            // The fields are only evaluated when the span is enabled. The path only: query
-                            // strings can carry codes and tokens, which are never logged.
-                            tracing::info_span!("request", request_id = %request_id(request), method = %request.method(), path = %request.uri().path())
-                        })
-                        .on_request(DefaultOnRequest::new().level(Level::DEBUG))
-                        .on_response(DefaultOnResponse::new().level(Level::DEBUG).latency_unit(LatencyUnit::Micros)),
-                )
-                .layer(PropagateRequestIdLayer::x_request_id())
-                .layer(SetResponseHeaderLayer::if_not_present(
-                    header::X_CONTENT_TYPE_OPTIONS,
-                    HeaderValue::from_static("nosniff"),
-                )),
+            ServiceBuilder::new().layer(edge::EdgeLayer::new()).layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(|request: &Request<_>| {
+                        // The fields are only evaluated when the span is enabled. The path only: query
+                        // strings can carry codes and tokens, which are never logged.
+                        tracing::info_span!("request", request_id = %edge::request_id(request), method = %request.method(), path = %request.uri().path())
+                    })
+                    .on_request(DefaultOnRequest::new().level(Level::DEBUG))
+                    .on_response(DefaultOnResponse::new().level(Level::DEBUG).latency_unit(LatencyUnit::Micros)),
+            ),
         )
         .with_state(state)
-}
-
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// The request id `SetRequestIdLayer` put on the request (or the caller's own).
-fn request_id<B>(request: &Request<B>) -> &str {
-    request.headers().get(X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-")
-}
-
-/// Request ids: a random prefix per process and a counter, unique across nodes without a system call per
-/// request (a UUID v4 per request costs a `getrandom`). A caller's own `x-request-id` is kept.
-#[derive(Clone)]
-struct RequestIds {
-    prefix: Arc<str>,
-    next: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl Default for RequestIds {
-    fn default() -> Self {
-        RequestIds { prefix: crate::domain::random::token::<6>().into(), next: Arc::default() }
-    }
-}
-
-impl MakeRequestId for RequestIds {
-    fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
-        use std::fmt::Write;
-        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        // `<prefix>-<n in hex>`, written into one buffer that the header value then owns (no copy).
-        let mut id = String::with_capacity(self.prefix.len() + 17);
-        id.push_str(&self.prefix);
-        write!(id, "-{n:x}").ok()?;
-        HeaderValue::from_maybe_shared(bytes::Bytes::from(id)).ok().map(RequestId::new)
-    }
 }
 
 /// Serves `state` on `listener` until `shutdown` completes, then finishes the requests in flight.
@@ -161,21 +119,4 @@ pub async fn shutdown_signal() {
 pub(crate) fn public_cache(max_age: Duration) -> HeaderValue {
     HeaderValue::from_str(&format!("public, max-age={}", max_age.as_secs()))
         .unwrap_or_else(|_| HeaderValue::from_static("no-cache"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_ids_are_the_prefix_and_a_hex_counter() {
-        let mut ids = RequestIds::default();
-        let request = Request::new(());
-        let made: Vec<String> = (0..17)
-            .map(|_| ids.make_request_id(&request).unwrap().header_value().to_str().unwrap().to_owned())
-            .collect();
-        assert_eq!(made[0], format!("{}-0", ids.prefix));
-        assert_eq!(made[16], format!("{}-10", ids.prefix));
-        assert_eq!(ids.prefix.len(), 8, "6 random bytes in base64url");
-    }
 }

@@ -39,3 +39,12 @@ async fn every_response_carries_a_request_id_and_echoes_the_callers() {
     let response = app.browser.get(app.url("/healthz")).header("x-request-id", "trace-me-42").send().await.unwrap();
     assert_eq!(response.headers()["x-request-id"], "trace-me-42");
 }
+
+#[tokio::test]
+async fn an_unknown_path_answers_404_with_a_request_id_and_nosniff() {
+    let app = spawn_app().await;
+    let response = app.get("/no-such-path").await;
+    assert_eq!(response.status(), 404);
+    assert!(response.headers().get("x-request-id").is_some_and(|v| !v.is_empty()));
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+}

@@ -1,0 +1,188 @@
+//! The outermost layer, which every request and every answer passes: the request id and the headers that
+//! every answer carries.
+//!
+//! A request keeps the caller's `x-request-id` or is given one here, before the trace span (which names it)
+//! is opened; the answer carries the same id back, and `X-Content-Type-Options: nosniff`, unless a handler
+//! set either itself. One layer of ours does what tower-http's `SetRequestId`, `PropagateRequestId` and
+//! `SetResponseHeader` did in three: those also store the id as an extension of the request and of the
+//! answer, which nothing here reads and which cost the answer's extension map, about a tenth of the
+//! instructions of a JWKS request (docs/performance-changes.md, "One layer at the edge").
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, ready};
+
+use axum::http::{HeaderName, HeaderValue, Request, Response, header};
+use tower::{Layer, Service};
+
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The request id of `request`: the caller's own or the one [`EdgeLayer`] gave it.
+pub fn request_id<B>(request: &Request<B>) -> &str {
+    request.headers().get(X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-")
+}
+
+/// Request ids: a random prefix per process and a counter, unique across nodes without a system call per
+/// request (a UUID v4 per request costs a `getrandom`).
+#[derive(Clone)]
+struct RequestIds {
+    prefix: Arc<str>,
+    next: Arc<AtomicU64>,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        RequestIds { prefix: crate::domain::random::token::<6>().into(), next: Arc::default() }
+    }
+
+    /// `<prefix>-<n in hex>`, written into one buffer that the header value then owns (no copy).
+    fn next(&self) -> HeaderValue {
+        use std::fmt::Write;
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut id = String::with_capacity(self.prefix.len() + 17);
+        id.push_str(&self.prefix);
+        // Writing to a String cannot fail.
+        let _ = write!(id, "-{n:x}");
+        // The prefix is URL-safe base64 and the counter hex: always a valid header value.
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(id)).unwrap_or(HeaderValue::from_static("-"))
+    }
+}
+
+/// See the module's documentation.
+#[derive(Clone)]
+pub struct EdgeLayer {
+    ids: RequestIds,
+}
+
+impl EdgeLayer {
+    /// Request ids with a new random prefix: one per process.
+    pub fn new() -> Self {
+        EdgeLayer { ids: RequestIds::new() }
+    }
+}
+
+impl Default for EdgeLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S> Layer<S> for EdgeLayer {
+    type Service = Edge<S>;
+
+    fn layer(&self, inner: S) -> Edge<S> {
+        Edge { inner, ids: self.ids.clone() }
+    }
+}
+
+#[derive(Clone)]
+pub struct Edge<S> {
+    inner: S,
+    ids: RequestIds,
+}
+
+impl<S, B, R> Service<Request<B>> for Edge<S>
+where
+    S: Service<Request<B>, Response = Response<R>>,
+{
+    type Response = Response<R>;
+    type Error = S::Error;
+    type Future = EdgeFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let id = match request.headers().get(X_REQUEST_ID) {
+            Some(id) => id.clone(),
+            None => {
+                let id = self.ids.next();
+                request.headers_mut().insert(X_REQUEST_ID, id.clone());
+                id
+            }
+        };
+        EdgeFuture { inner: self.inner.call(request), id: Some(id) }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The inner service's answer, with the request id and `nosniff` added.
+    pub struct EdgeFuture<F> {
+        #[pin]
+        inner: F,
+        id: Option<HeaderValue>,
+    }
+}
+
+impl<F, R, E> Future for EdgeFuture<F>
+where
+    F: Future<Output = Result<Response<R>, E>>,
+{
+    type Output = Result<Response<R>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = ready!(this.inner.poll(cx))?;
+        let headers = response.headers_mut();
+        if let Some(id) = this.id.take() {
+            headers.entry(X_REQUEST_ID).or_insert(id);
+        }
+        headers.entry(header::X_CONTENT_TYPE_OPTIONS).or_insert(HeaderValue::from_static("nosniff"));
+        Poll::Ready(Ok(response))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    fn answering(
+        response: fn() -> Response<Body>,
+    ) -> Edge<impl Service<Request<Body>, Response = Response<Body>, Error = std::convert::Infallible> + Clone> {
+        EdgeLayer::new().layer(tower::service_fn(move |request: Request<Body>| async move {
+            let mut answer = response();
+            // Echo what the inner service saw, to check that the id was set before it ran.
+            if let Some(id) = request.headers().get(X_REQUEST_ID) {
+                answer.headers_mut().insert("seen-request-id", id.clone());
+            }
+            Ok(answer)
+        }))
+    }
+
+    #[tokio::test]
+    async fn a_made_request_id_reaches_the_handler_and_comes_back() {
+        let response = answering(|| Response::new(Body::empty())).oneshot(Request::new(Body::empty())).await.unwrap();
+        let id = &response.headers()[X_REQUEST_ID];
+        assert_eq!(id, &response.headers()["seen-request-id"]);
+        assert_eq!(response.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    }
+
+    #[test]
+    fn request_ids_are_the_prefix_and_a_hex_counter() {
+        let ids = RequestIds::new();
+        let made: Vec<HeaderValue> = (0..17).map(|_| ids.next()).collect();
+        assert_eq!(made[0], format!("{}-0", ids.prefix));
+        assert_eq!(made[16], format!("{}-10", ids.prefix));
+        assert_eq!(ids.prefix.len(), 8, "6 random bytes in base64url");
+    }
+
+    #[tokio::test]
+    async fn headers_the_handler_set_are_kept() {
+        let response = answering(|| {
+            let mut response = Response::new(Body::empty());
+            response.headers_mut().insert(X_REQUEST_ID, HeaderValue::from_static("handler-id"));
+            response.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("other"));
+            response
+        })
+        .oneshot(Request::new(Body::empty()))
+        .await
+        .unwrap();
+        assert_eq!(response.headers()[X_REQUEST_ID], "handler-id");
+        assert_eq!(response.headers()[header::X_CONTENT_TYPE_OPTIONS], "other");
+    }
+}
