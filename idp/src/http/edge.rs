@@ -1,12 +1,13 @@
 //! The outermost layer, which every request and every answer passes: the request id and the headers that
 //! every answer carries.
 //!
-//! A request keeps the caller's `x-request-id` or is given one here, before the trace span (which names it)
-//! is opened; the answer carries the same id back, and `X-Content-Type-Options: nosniff`, unless a handler
-//! set either itself. One layer of ours does what tower-http's `SetRequestId`, `PropagateRequestId` and
-//! `SetResponseHeader` did in three: those also store the id as an extension of the request and of the
-//! answer, which nothing here reads and which cost the answer's extension map, about a tenth of the
-//! instructions of a JWKS request (docs/performance-changes.md, "One layer at the edge").
+//! A request keeps the caller's `x-request-id` when it is a plain token ([`is_plain_id`]), or is given one
+//! here, before the trace span (which names it) is opened; the answer carries the same id back, and
+//! `X-Content-Type-Options: nosniff`, unless a handler set either itself. One layer of ours does what
+//! tower-http's `SetRequestId`, `PropagateRequestId` and `SetResponseHeader` did in three: those also stored
+//! the id as an extension of the request and of the answer, which nothing here reads; the answer's extension
+//! map alone was about 5% of the instructions of a JWKS request (docs/performance-changes.md, "One layer at
+//! the edge").
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,9 +20,21 @@ use tower::{Layer, Service};
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The request id of `request`: the caller's own or the one [`EdgeLayer`] gave it.
+/// The request id of `request`: the caller's own or the one [`EdgeLayer`] gave it; `-` before that layer.
 pub fn request_id<B>(request: &Request<B>) -> &str {
     request.headers().get(X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-")
+}
+
+/// The longest request id taken from a caller.
+const MAX_CALLER_ID: usize = 128;
+
+/// Whether a caller's request id is kept: 1 to 128 letters, digits and `-_.:+/=@`, which covers UUIDs,
+/// ULIDs and the ids of proxies and tracing systems. Anything else (spaces, quotes, control bytes) is
+/// replaced by an id of ours, as the id is written into every log line of the request and must not forge
+/// fields there.
+fn is_plain_id(id: &HeaderValue) -> bool {
+    let id = id.as_bytes();
+    (1..=MAX_CALLER_ID).contains(&id.len()) && id.iter().all(|&b| b.is_ascii_alphanumeric() || b"-_.:+/=@".contains(&b))
 }
 
 /// Request ids: a random prefix per process and a counter, unique across nodes without a system call per
@@ -77,6 +90,7 @@ impl<S> Layer<S> for EdgeLayer {
     }
 }
 
+/// The service [`EdgeLayer`] wraps around the application.
 #[derive(Clone)]
 pub struct Edge<S> {
     inner: S,
@@ -97,8 +111,8 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let id = match request.headers().get(X_REQUEST_ID) {
-            Some(id) => id.clone(),
-            None => {
+            Some(id) if is_plain_id(id) => id.clone(),
+            _ => {
                 let id = self.ids.next();
                 request.headers_mut().insert(X_REQUEST_ID, id.clone());
                 id
@@ -154,11 +168,52 @@ mod tests {
         }))
     }
 
+    fn empty() -> Response<Body> {
+        Response::new(Body::empty())
+    }
+
+    fn with_request_id(id: &'static str) -> Request<Body> {
+        let mut request = Request::new(Body::empty());
+        request.headers_mut().insert(X_REQUEST_ID, HeaderValue::from_static(id));
+        request
+    }
+
     #[tokio::test]
     async fn a_made_request_id_reaches_the_handler_and_comes_back() {
-        let response = answering(|| Response::new(Body::empty())).oneshot(Request::new(Body::empty())).await.unwrap();
-        let id = &response.headers()[X_REQUEST_ID];
-        assert_eq!(id, &response.headers()["seen-request-id"]);
+        let response = answering(empty).oneshot(Request::new(Body::empty())).await.unwrap();
+        assert!(!response.headers()[X_REQUEST_ID].is_empty());
+        assert_eq!(response.headers()[X_REQUEST_ID], response.headers()["seen-request-id"]);
+    }
+
+    #[tokio::test]
+    async fn the_callers_request_id_reaches_the_handler_and_comes_back() {
+        let id = "0f0e4b5c-7d1e-4a36-9d0b-2c1b7a9e8f11";
+        let response = answering(empty).oneshot(with_request_id(id)).await.unwrap();
+        assert_eq!(response.headers()["seen-request-id"], id);
+        assert_eq!(response.headers()[X_REQUEST_ID], id);
+    }
+
+    #[tokio::test]
+    async fn a_callers_request_id_with_a_space_is_replaced_by_one_of_ours() {
+        let response = answering(empty).oneshot(with_request_id("x method=DELETE")).await.unwrap();
+        let id = response.headers()[X_REQUEST_ID].to_str().unwrap();
+        assert_ne!(id, "x method=DELETE");
+        assert!(!id.contains(' '));
+        assert_eq!(response.headers()["seen-request-id"], id, "the handler and the logs see ours");
+    }
+
+    #[test]
+    fn caller_ids_are_kept_up_to_128_plain_characters() {
+        assert!(is_plain_id(&HeaderValue::from_static("Root=1-5759e988-bd862e3fe1be46a994272793")));
+        assert!(is_plain_id(&HeaderValue::from_str(&"a".repeat(128)).unwrap()));
+        assert!(!is_plain_id(&HeaderValue::from_str(&"a".repeat(129)).unwrap()));
+        assert!(!is_plain_id(&HeaderValue::from_static("")));
+        assert!(!is_plain_id(&HeaderValue::from_static("a\"b")));
+    }
+
+    #[tokio::test]
+    async fn every_answer_carries_nosniff() {
+        let response = answering(empty).oneshot(Request::new(Body::empty())).await.unwrap();
         assert_eq!(response.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
     }
 
@@ -172,17 +227,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn headers_the_handler_set_are_kept() {
+    async fn a_request_id_the_handler_set_is_kept() {
         let response = answering(|| {
-            let mut response = Response::new(Body::empty());
+            let mut response = empty();
             response.headers_mut().insert(X_REQUEST_ID, HeaderValue::from_static("handler-id"));
-            response.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("other"));
             response
         })
         .oneshot(Request::new(Body::empty()))
         .await
         .unwrap();
         assert_eq!(response.headers()[X_REQUEST_ID], "handler-id");
+    }
+
+    #[tokio::test]
+    async fn a_content_type_options_the_handler_set_is_kept() {
+        let response = answering(|| {
+            let mut response = empty();
+            response.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("other"));
+            response
+        })
+        .oneshot(Request::new(Body::empty()))
+        .await
+        .unwrap();
         assert_eq!(response.headers()[header::X_CONTENT_TYPE_OPTIONS], "other");
     }
 }

@@ -2,7 +2,7 @@
 //! embedded defaults, graceful shutdown and persistence across restarts.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -18,21 +18,23 @@ fn cli_env(dir: &Path) -> BTreeMap<String, String> {
     test_env(dir, free_port())
 }
 
-/// A server process; stopped with SIGTERM when dropped.
+/// A server process, its log in `log`; stopped with SIGTERM when dropped.
 struct Server {
     child: Child,
     base_url: String,
+    log: PathBuf,
 }
 
 impl Server {
     async fn start(dir: &Path, env: &BTreeMap<String, String>) -> Server {
+        let bind = &env["IDP_BIND"];
+        let log = dir.join(format!("server-{}.log", bind.rsplit(':').next().unwrap()));
         let mut command = Command::new(env!("CARGO_BIN_EXE_idp"));
-        command.current_dir(dir).stdout(Stdio::null()).stderr(Stdio::null());
+        command.current_dir(dir).stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap());
         for (name, _) in std::env::vars().filter(|(k, _)| k.starts_with("IDP_")) {
             command.env_remove(name);
         }
-        let mut server =
-            Server { child: command.envs(env).spawn().unwrap(), base_url: format!("http://{}", env["IDP_BIND"]) };
+        let mut server = Server { child: command.envs(env).spawn().unwrap(), base_url: format!("http://{bind}"), log };
         for _ in 0..300 {
             if let Ok(r) = reqwest::get(format!("{}/readyz", server.base_url)).await
                 && r.status() == 200
@@ -308,6 +310,20 @@ async fn defaults_create_the_database_and_keys_under_the_working_folder() {
         .unwrap();
     assert_eq!(doc["issuer"], "http://localhost:8080", "the default issuer");
     assert!(server.stop(), "SIGTERM shuts down gracefully with status 0");
+}
+
+#[tokio::test]
+async fn the_request_span_in_the_log_names_the_answers_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = test_env(dir.path(), free_port());
+    env.insert("RUST_LOG".into(), "info,tower_http=debug".into());
+    let server = Server::start(dir.path(), &env).await;
+    let response = reqwest::get(format!("{}/healthz", server.base_url)).await.unwrap();
+    let id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let log = server.log.clone();
+    assert!(server.stop());
+    let log = std::fs::read_to_string(log).unwrap();
+    assert!(log.contains(&format!("request{{request_id={id} method=GET path=/healthz}}")), "{log}");
 }
 
 #[tokio::test]
