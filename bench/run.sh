@@ -7,7 +7,9 @@
 #
 # Scenarios:
 #   token-<alg>          client credentials, client_secret_basic, JWT access token signed with <alg>
-#   discovery, jwks      the two public documents
+#   discovery, jwks      the two public documents; the JWKS also from two floor servers
+#                        (idp/examples/http_floor.rs) that send its bytes and headers and do nothing else,
+#                        one on bare hyper, one on axum with one route: what any server on our stack pays
 #   userinfo             a user's access token (ours: JWT; the peer's userinfo takes its opaque tokens)
 #   introspect-access    introspection of a user's access token (ours: JWT + grant check; peer: opaque)
 #   introspect-refresh   introspection of a refresh token (both: a stored, opaque token)
@@ -40,6 +42,7 @@ OUT=${OUT:-bench/results}
 OURS_PORT=${OURS_PORT:-18080}
 PEER_PORT=${PEER_PORT:-13000}
 PEER_ADMIN_PORT=${PEER_ADMIN_PORT:-13001}
+FLOOR_PORT=${FLOOR_PORT:-18070}
 CODES=$(codes_for "$DURATION")
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/idp-bench-target}
 PEER_SECRET=bench-secret-bench-secret-bench-secret-xx
@@ -50,10 +53,11 @@ for tool in taskset node npm curl python3; do
 done
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 echo "== building (release)"
-cargo build --release -q -p idp --bin idp --example bench_seed
+cargo build --release -q -p idp --bin idp --example bench_seed --example http_floor
 (cd bench/peer && npm ci --no-audit --no-fund --loglevel=error)
 IDP=$CARGO_TARGET_DIR/release/idp
 SEED=$CARGO_TARGET_DIR/release/examples/bench_seed
+FLOOR=$CARGO_TARGET_DIR/release/examples/http_floor
 mkdir -p "$OUT"
 rm -f "$OUT"/*.json "$OUT"/runs.tsv "$OUT"/run-limits.jsonl
 work=$(mktemp -d)
@@ -77,7 +81,22 @@ start_peer() {  # alg [seed-users seed-dir] → PEER_PID
   wait_ready "http://127.0.0.1:$PEER_PORT/.well-known/openid-configuration" 3000
 }
 
-stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+start_floor() {  # hyper|axum body-file → FLOOR_PID, serving at FLOOR_PORT
+  taskset -c "$SERVER_CPU" "$FLOOR" "$1" "127.0.0.1:$FLOOR_PORT" "$2" >"$work/floor-$1.log" 2>&1 &
+  FLOOR_PID=$!; pids+=("$FLOOR_PID")
+  wait_ready "http://127.0.0.1:$FLOOR_PORT/jwks"
+  # Another process on the port would answer too: the floor must still be running, having bound it.
+  sleep 0.2
+  kill -0 "$FLOOR_PID" 2>/dev/null || { cat "$work/floor-$1.log"; exit 1; }
+}
+
+# stop PID: stops a server and forgets it, so that freeze, thaw and cleanup never signal a reused pid.
+stop() {
+  local p kept=()
+  kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true
+  for p in "${pids[@]}"; do [ "$p" = "$1" ] || kept+=("$p"); done
+  pids=("${kept[@]}")
+}
 
 # freeze [PID]: stops (SIGSTOP) every server started here but PID, for one measurement. Both servers share one
 # core, and an idle server still works in the background: the peer's garbage collector took that core for
@@ -157,11 +176,17 @@ for alg in $ALGS; do
       "$(basic bench "$PEER_SECRET")" "$body"
   done
   if [ "$alg" = ES256 ]; then
-    echo "== discovery and JWKS"
+    echo "== discovery and JWKS (and the JWKS from the floor servers)"
+    curl -sf "http://127.0.0.1:$OURS_PORT/jwks" -o "$work/jwks.json"
     for run in 1 2; do
       for doc in discovery:/.well-known/openid-configuration jwks:/jwks; do
         measure "${doc%%:*}" - sqlite ours "$run" "$OURS_PID" "http://127.0.0.1:$OURS_PORT${doc#*:}" report.lua
         measure "${doc%%:*}" - sqlite peer "$run" "$PEER_PID" "http://127.0.0.1:$PEER_PORT${doc#*:}" report.lua
+      done
+      for floor in axum hyper; do
+        start_floor "$floor" "$work/jwks.json"
+        measure jwks - sqlite "floor-$floor" "$run" "$FLOOR_PID" "http://127.0.0.1:$FLOOR_PORT/jwks" report.lua
+        stop "$FLOOR_PID"
       done
     done
   fi

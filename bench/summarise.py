@@ -88,6 +88,20 @@ for scenario, level, backend in keys:
     if errors:
         cells[0] += f" ({errors} failed)"
     print("| " + " | ".join(cells) + " |")
+floors = [(server, runs.get(("jwks", "-", "sqlite", server))) for server in ("ours", "floor-axum", "floor-hyper")]
+peer = runs.get(("jwks", "-", "sqlite", "peer"))
+if peer and all(rs for _, rs in floors):
+    print()
+    print("The JWKS from the floor servers (idp/examples/http_floor.rs: its bytes and headers, nothing else), "
+          "and the ratio each would score against the peer:")
+    print()
+    print("| server | req/s | p50 / p99 ms | CPU µs/req | /peer |")
+    print("|---|---:|---:|---:|---:|")
+    for server, rs in floors + [("peer", peer)]:
+        errors = sum(r["errors"] for r in rs)
+        print(f"| {server}{f' ({errors} failed)' if errors else ''} | {mean(rs, 'rps'):,.0f} "
+              f"| {mean(rs, 'p50'):.2f} / {mean(rs, 'p99'):.2f} "
+              f"| {mean(rs, 'cpu_us'):.1f} | {mean(rs, 'rps') / mean(peer, 'rps'):.1f}x |")
 if limits:
     print()
     print("Per-core limits (signatures with keys parsed once; argon2id sign-in checks), at the start of the run: "
