@@ -149,7 +149,7 @@ start() {
     ${TIMELINE:+RUST_LOG=warn,tower_http::trace::on_response=debug,idp::checkpoint=debug} \
     taskset -c "$SERVER_CPU" "$bin" serve >"$work/server-$1.log" 2>&1 &
   servers+=($!)
-  wait_ready "http://127.0.0.1:$port/readyz"
+  wait_serving "$!" "$work/server-$1.log" "http://127.0.0.1:$port/readyz"
 }
 
 # report BUILD PAIR CPU_TICKS: one line of runs.tsv from the wrk report of BUILD.

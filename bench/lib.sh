@@ -43,9 +43,21 @@ ours_env() {
 IDP_SIGNING_ALGS=RS256,$2 IDP_ACCESS_TOKEN_ALG=$2 RUST_LOG=warn"
 }
 
-wait_ready() {  # url [tries of 0.1 s]
-  for _ in $(seq 1 "${2:-100}"); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done
-  echo "server at $1 did not start"; exit 1
+# wait_serving PID LOG URL [tries of 0.1 s]: waits until URL answers, as served by the process PID, whose
+# output is in LOG. Another process on the port would answer too (a bench/ab.sh or a server left running), so
+# PID must still be running once URL answers, having bound the port; if it exits, its log says why.
+wait_serving() {
+  local pid=$1 log=$2 url=$3 _
+  for _ in $(seq 1 "${4:-100}"); do
+    if curl -sf -o /dev/null "$url"; then
+      sleep 0.2
+      kill -0 "$pid" 2>/dev/null && return 0
+      break
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "the server for $url did not start; its log ($log):"; tail -n 20 "$log"; exit 1
 }
 
 # The user and system CPU time of process PID so far, in clock ticks.

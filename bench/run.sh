@@ -68,7 +68,7 @@ trap cleanup EXIT
 start_ours() {  # alg dir database-url → OURS_PID
   env $(ours_env "$OURS_PORT" "$1" "$2" "$3") taskset -c "$SERVER_CPU" "$IDP" serve >"$2/log" 2>&1 &
   OURS_PID=$!; pids+=("$OURS_PID")
-  wait_ready "http://127.0.0.1:$OURS_PORT/readyz"
+  wait_serving "$OURS_PID" "$2/log" "http://127.0.0.1:$OURS_PORT/readyz"
 }
 
 start_peer() {  # alg [seed-users seed-dir] → PEER_PID
@@ -78,16 +78,13 @@ start_peer() {  # alg [seed-users seed-dir] → PEER_PID
   env PORT=$PEER_PORT ALG="$1" CLIENT_ID=bench CLIENT_SECRET=$PEER_SECRET RP_SECRET=$PEER_RP_SECRET \
     NODE_ENV=production "${seed[@]}" taskset -c "$SERVER_CPU" node bench/peer/server.mjs >"$work/peer-$1.log" 2>&1 &
   PEER_PID=$!; pids+=("$PEER_PID")
-  wait_ready "http://127.0.0.1:$PEER_PORT/.well-known/openid-configuration" 3000
+  wait_serving "$PEER_PID" "$work/peer-$1.log" "http://127.0.0.1:$PEER_PORT/.well-known/openid-configuration" 3000
 }
 
 start_floor() {  # hyper|axum body-file → FLOOR_PID, serving at FLOOR_PORT
   taskset -c "$SERVER_CPU" "$FLOOR" "$1" "127.0.0.1:$FLOOR_PORT" "$2" >"$work/floor-$1.log" 2>&1 &
   FLOOR_PID=$!; pids+=("$FLOOR_PID")
-  wait_ready "http://127.0.0.1:$FLOOR_PORT/jwks"
-  # Another process on the port would answer too: the floor must still be running, having bound it.
-  sleep 0.2
-  kill -0 "$FLOOR_PID" 2>/dev/null || { cat "$work/floor-$1.log"; exit 1; }
+  wait_serving "$FLOOR_PID" "$work/floor-$1.log" "http://127.0.0.1:$FLOOR_PORT/jwks"
 }
 
 # stop PID: stops a server and forgets it, so that freeze, thaw and cleanup never signal a reused pid.
