@@ -81,8 +81,8 @@ start_peer() {  # alg [seed-users seed-dir] → PEER_PID
   wait_serving "$PEER_PID" "$work/peer-$1.log" "http://127.0.0.1:$PEER_PORT/.well-known/openid-configuration" 3000
 }
 
-start_floor() {  # hyper|axum body-file → FLOOR_PID, serving at FLOOR_PORT
-  taskset -c "$SERVER_CPU" "$FLOOR" "$1" "127.0.0.1:$FLOOR_PORT" "$2" >"$work/floor-$1.log" 2>&1 &
+start_floor() {  # hyper|axum body-file headers-file → FLOOR_PID, serving at FLOOR_PORT
+  taskset -c "$SERVER_CPU" "$FLOOR" "$1" "127.0.0.1:$FLOOR_PORT" "$2" "$3" >"$work/floor-$1.log" 2>&1 &
   FLOOR_PID=$!; pids+=("$FLOOR_PID")
   wait_serving "$FLOOR_PID" "$work/floor-$1.log" "http://127.0.0.1:$FLOOR_PORT/jwks"
 }
@@ -174,14 +174,15 @@ for alg in $ALGS; do
   done
   if [ "$alg" = ES256 ]; then
     echo "== discovery and JWKS (and the JWKS from the floor servers)"
-    curl -sf "http://127.0.0.1:$OURS_PORT/jwks" -o "$work/jwks.json"
+    # The floor servers send our JWKS with the headers we sent with it.
+    curl -sf "http://127.0.0.1:$OURS_PORT/jwks" -D "$work/jwks.head" -o "$work/jwks.json"
     for run in 1 2; do
       for doc in discovery:/.well-known/openid-configuration jwks:/jwks; do
         measure "${doc%%:*}" - sqlite ours "$run" "$OURS_PID" "http://127.0.0.1:$OURS_PORT${doc#*:}" report.lua
         measure "${doc%%:*}" - sqlite peer "$run" "$PEER_PID" "http://127.0.0.1:$PEER_PORT${doc#*:}" report.lua
       done
       for floor in axum hyper; do
-        start_floor "$floor" "$work/jwks.json"
+        start_floor "$floor" "$work/jwks.json" "$work/jwks.head"
         measure jwks - sqlite "floor-$floor" "$run" "$FLOOR_PID" "http://127.0.0.1:$FLOOR_PORT/jwks" report.lua
         stop "$FLOOR_PID"
       done
