@@ -109,7 +109,7 @@ impl AppState {
             .build()?;
 
         let discovery_json = discovery::document(&config).into();
-        let public_cache_control = crate::http::public_cache(config.jwks_cache_ttl);
+        let public_cache_control = crate::http::oauth::public_cache(config.jwks_cache_ttl);
         Ok(AppState(Arc::new(Shared {
             config: Arc::new(config),
             db,

@@ -1,10 +1,9 @@
 //! The HTTP edge: thin axum handlers grouped by family, each family exporting `router()`, merged here.
 
 use std::future::Future;
-use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderValue, Request};
+use axum::http::Request;
 use axum::serve::ListenerExt;
 use tower::ServiceBuilder;
 use tower_http::LatencyUnit;
@@ -113,10 +112,4 @@ pub async fn shutdown_signal() {
         () = terminate => {}
     }
     tracing::info!("shutting down: finishing requests in flight");
-}
-
-/// `Cache-Control` for public documents that change only when keys change.
-pub(crate) fn public_cache(max_age: Duration) -> HeaderValue {
-    HeaderValue::from_str(&format!("public, max-age={}", max_age.as_secs()))
-        .unwrap_or_else(|_| HeaderValue::from_static("no-cache"))
 }

@@ -43,6 +43,12 @@ pub fn router() -> Router<AppState> {
         .merge(no_store)
 }
 
+/// The `Cache-Control` of [`public_document`]s, made once at start-up (`AppState::public_cache_control`).
+pub(crate) fn public_cache(max_age: std::time::Duration) -> HeaderValue {
+    HeaderValue::from_str(&format!("public, max-age={}", max_age.as_secs()))
+        .unwrap_or_else(|_| HeaderValue::from_static("no-cache"))
+}
+
 /// A public JSON document that changes only when the keys do (discovery, JWKS): cacheable for
 /// `IDP_JWKS_CACHE_TTL` and readable from any origin, so that browser-based relying parties can fetch it.
 fn public_document(state: &AppState, body: Bytes) -> impl IntoResponse + use<> {
