@@ -76,7 +76,7 @@ fn headers(head: &str) -> Result<HeaderMap, String> {
     for line in head.lines().skip(1).map(str::trim_end).filter(|line| !line.is_empty()) {
         let (name, value) = line.split_once(':').ok_or_else(|| format!("not a header line: {line:?}"))?;
         let name = HeaderName::try_from(name.trim()).map_err(|e| format!("{name:?}: {e}"))?;
-        if [header::DATE, header::CONTENT_LENGTH, HeaderName::from_static("x-request-id")].contains(&name) {
+        if [header::DATE, header::CONTENT_LENGTH, idp::http::edge::X_REQUEST_ID].contains(&name) {
             continue;
         }
         let value = HeaderValue::from_str(value.trim()).map_err(|e| format!("{line:?}: {e}"))?;
