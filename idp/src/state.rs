@@ -56,8 +56,8 @@ pub struct Shared {
     pub clients: Arc<crate::storage::client_cache::ClientCache>,
     /// The discovery document, serialised once; cloning it shares the buffer.
     pub discovery_json: axum::body::Bytes,
-    /// The `Cache-Control` of the discovery document and the JWKS (`IDP_JWKS_CACHE_TTL`), made once.
-    pub public_cache_control: axum::http::HeaderValue,
+    /// The headers of the discovery document and the JWKS (`IDP_JWKS_CACHE_TTL` among them), made once.
+    pub public_headers: axum::http::HeaderMap,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,7 +109,7 @@ impl AppState {
             .build()?;
 
         let discovery_json = discovery::document(&config).into();
-        let public_cache_control = crate::http::oauth::public_cache(config.jwks_cache_ttl);
+        let public_headers = crate::http::oauth::public_headers(config.jwks_cache_ttl);
         Ok(AppState(Arc::new(Shared {
             config: Arc::new(config),
             db,
@@ -120,7 +120,7 @@ impl AppState {
             backchannel_wake: Arc::new(Notify::new()),
             clients: Arc::default(),
             discovery_json,
-            public_cache_control,
+            public_headers,
         })))
     }
 
