@@ -2,9 +2,7 @@
 //! token answers exactly `{"active": false}` (§2.2).
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -13,6 +11,7 @@ use super::params::FormParams;
 use crate::domain::grants::introspection::{active_access_token, active_refresh_token};
 use crate::domain::tokens::AccessTokenClaims;
 use crate::error::{Error, ErrorCode};
+use crate::http::extract::HeadersAndBody;
 use crate::state::AppState;
 use crate::storage::grants::RefreshRecord;
 
@@ -55,8 +54,7 @@ pub struct Introspection {
     ))]
 pub async fn introspect(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    HeadersAndBody { headers, body }: HeadersAndBody,
 ) -> Result<Json<Introspection>, Error> {
     let params = FormParams::from_body(&headers, &body)?;
     let caller = client_auth::authenticate(&state, &headers, &params).await?;

@@ -2,9 +2,8 @@
 //! Revoking a refresh token revokes its whole grant, access tokens included (§2.1); revoking an access
 //! token denies that token until it expires. Unknown tokens answer 200 too (§2.2).
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 
 use super::client_auth;
 use super::params::FormParams;
@@ -12,6 +11,7 @@ use crate::domain::grants::introspection::verify_access_token;
 use crate::domain::grants::issue::GrantContext;
 use crate::domain::tokens;
 use crate::error::Error;
+use crate::http::extract::HeadersAndBody;
 use crate::state::AppState;
 
 pub const PATH: &str = "/revoke";
@@ -23,7 +23,10 @@ pub const PATH: &str = "/revoke";
         (status = 200, description = "Revoked, or unknown (RFC 7009 §2.2)"),
         (status = 401, description = "invalid_client", body = crate::error::ErrorBody),
     ))]
-pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<StatusCode, Error> {
+pub async fn revoke(
+    State(state): State<AppState>,
+    HeadersAndBody { headers, body }: HeadersAndBody,
+) -> Result<StatusCode, Error> {
     let params = FormParams::from_body(&headers, &body)?;
     let client = client_auth::authenticate(&state, &headers, &params).await?;
     let token = params.require("token")?;

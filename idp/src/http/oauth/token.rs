@@ -1,9 +1,8 @@
 //! The token endpoint (RFC 6749 §3.2, §5). Parses the request into a [`TokenRequest`], authenticates the
 //! client, and hands the grant to its rules in `domain::grants`. Every answer is `Cache-Control: no-store`.
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use super::client_auth;
@@ -13,6 +12,7 @@ use crate::domain::grants::authorization_code::{self, CodeRequest};
 use crate::domain::grants::issue::TokenResponse;
 use crate::domain::grants::{client_credentials, refresh_token};
 use crate::error::{Error, ErrorCode};
+use crate::http::extract::HeadersAndBody;
 use crate::state::AppState;
 
 pub const PATH: &str = "/token";
@@ -66,7 +66,10 @@ impl<'a> TokenRequest<'a> {
         (status = 400, description = "invalid_request, invalid_grant, unauthorized_client, unsupported_grant_type or invalid_scope", body = crate::error::ErrorBody),
         (status = 401, description = "invalid_client", body = crate::error::ErrorBody),
     ))]
-pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<TokenResponse, Error> {
+pub async fn token(
+    State(state): State<AppState>,
+    HeadersAndBody { headers, body }: HeadersAndBody,
+) -> Result<TokenResponse, Error> {
     let params = FormParams::from_body(&headers, &body)?;
     let request = TokenRequest::parse(&params)?;
     let client = client_auth::authenticate(&state, &headers, &params).await?;

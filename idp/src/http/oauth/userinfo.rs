@@ -3,8 +3,7 @@
 //! (RFC 6750 §2.1, §2.2); never in the query string.
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -13,7 +12,7 @@ use super::params::FormParams;
 use crate::domain::grants::introspection::active_access_token_with_user;
 use crate::domain::scope::{self, Scopes};
 use crate::error::{Error, ErrorCode};
-use crate::http::extract::{bearer_header, inactive_token};
+use crate::http::extract::{HeadersAndBody, bearer_header, inactive_token};
 use crate::state::AppState;
 
 pub const PATH: &str = "/userinfo";
@@ -69,8 +68,9 @@ async fn userinfo(state: &AppState, token: &str) -> Result<Json<UserInfo>, Error
         (status = 401, description = "invalid_token (WWW-Authenticate: Bearer)", body = crate::error::ErrorBody),
         (status = 403, description = "insufficient_scope", body = crate::error::ErrorBody),
     ))]
-pub async fn get(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<UserInfo>, Error> {
-    userinfo(&state, bearer_token(&headers, None)?).await
+pub async fn get(State(state): State<AppState>, request: Request) -> Result<Json<UserInfo>, Error> {
+    // The request itself rather than axum's `HeaderMap`, which clones every header.
+    userinfo(&state, bearer_token(request.headers(), None)?).await
 }
 
 /// The same, with the token in the header or in the `access_token` form field (RFC 6750 §2.2).
@@ -81,7 +81,10 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap) -> Result<Js
         (status = 401, description = "invalid_token", body = crate::error::ErrorBody),
         (status = 403, description = "insufficient_scope", body = crate::error::ErrorBody),
     ))]
-pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Json<UserInfo>, Error> {
+pub async fn post(
+    State(state): State<AppState>,
+    HeadersAndBody { headers, body }: HeadersAndBody,
+) -> Result<Json<UserInfo>, Error> {
     let form = if body.is_empty() { None } else { Some(FormParams::from_body(&headers, &body)?) };
     userinfo(&state, bearer_token(&headers, form.as_ref())?).await
 }
