@@ -58,25 +58,44 @@ async fn jwks_may_be_cached_for_the_jwks_cache_ttl() {
     assert_public_for_the_jwks_cache_ttl("/jwks").await;
 }
 
-/// `path` answers JSON that a browser-based relying party of any origin may read.
-async fn assert_json_for_any_origin(path: &str) {
+/// The headers of a successful GET of `path`.
+async fn headers_of(path: &str) -> reqwest::header::HeaderMap {
     let app = spawn_app().await;
     let response = app.get(path).await;
-    assert_eq!(response.status(), 200);
-    let headers = response.headers();
+    assert_eq!(response.status(), 200, "{path}");
+    response.headers().clone()
+}
+
+/// `path` answers JSON, with one `Content-Type`.
+async fn assert_json(path: &str) {
+    let headers = headers_of(path).await;
     assert_eq!(headers["content-type"], "application/json", "{path}");
-    assert_eq!(headers["access-control-allow-origin"], "*", "{path}");
     assert_eq!(headers.get_all("content-type").iter().count(), 1, "{path}: one Content-Type");
 }
 
-#[tokio::test]
-async fn discovery_is_json_readable_from_any_origin() {
-    assert_json_for_any_origin("/.well-known/openid-configuration").await;
+/// `path` may be read by a browser-based relying party of any origin.
+async fn assert_readable_from_any_origin(path: &str) {
+    assert_eq!(headers_of(path).await["access-control-allow-origin"], "*", "{path}");
 }
 
 #[tokio::test]
-async fn jwks_is_json_readable_from_any_origin() {
-    assert_json_for_any_origin("/jwks").await;
+async fn discovery_is_json() {
+    assert_json("/.well-known/openid-configuration").await;
+}
+
+#[tokio::test]
+async fn jwks_is_json() {
+    assert_json("/jwks").await;
+}
+
+#[tokio::test]
+async fn discovery_is_readable_from_any_origin() {
+    assert_readable_from_any_origin("/.well-known/openid-configuration").await;
+}
+
+#[tokio::test]
+async fn jwks_is_readable_from_any_origin() {
+    assert_readable_from_any_origin("/jwks").await;
 }
 
 #[tokio::test]

@@ -41,10 +41,17 @@ async fn every_response_carries_a_request_id_and_echoes_the_callers() {
 }
 
 #[tokio::test]
-async fn an_unknown_path_answers_404_with_a_request_id_and_nosniff() {
+async fn an_unknown_path_answers_404_with_a_request_id() {
     let app = spawn_app().await;
     let response = app.get("/no-such-path").await;
     assert_eq!(response.status(), 404);
     assert!(response.headers().get("x-request-id").is_some_and(|v| !v.is_empty()));
+}
+
+#[tokio::test]
+async fn an_unknown_path_answers_404_with_nosniff() {
+    let app = spawn_app().await;
+    let response = app.get("/no-such-path").await;
+    assert_eq!(response.status(), 404);
     assert_eq!(response.headers()["x-content-type-options"], "nosniff");
 }
