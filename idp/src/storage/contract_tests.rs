@@ -381,6 +381,37 @@ async fn postgres_a_refresh_token_stored_before_the_keys_compare_bytewise_rotate
     assert!(db.grants().rotate_refresh_token(&rotation("rt", "next", 2)).await.unwrap(), "it rotates");
 }
 
+/// The page of the table that holds the refresh token `hash` (from its row's `ctid`).
+async fn refresh_token_page(db: &Database, hash: &str) -> i64 {
+    sqlx::query_scalar("SELECT ((ctid::text::point)[0])::bigint FROM refresh_tokens WHERE token_hash = $1")
+        .bind(hash)
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+}
+
+/// Migration `postgres/0009`: a rotated token's new version stays on its page (so no index is touched), even
+/// when the tokens written after it have filled that page as far as they may.
+#[cfg_attr(not(postgres_tests), ignore = "set DATABASE_URL to run the PostgreSQL suite")]
+#[sqlx::test(migrations = false)]
+async fn postgres_a_rotated_refresh_token_stays_on_its_page(
+    _: sqlx::postgres::PgPoolOptions,
+    options: sqlx::postgres::PgConnectOptions,
+) {
+    let db = postgres(options).await;
+    let mut tx = db.grants().begin().await.unwrap();
+    tx.insert_grant(&grant("g")).await.unwrap();
+    // Hashes of one length, so that the first page holds as many as it may and no more.
+    for i in 0..200 {
+        tx.insert_refresh_token(&format!("rt{i:03}"), "g", 1, 1000).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    assert!(refresh_token_page(&db, "rt199").await > 0, "the tokens fill more than one page");
+    let page = refresh_token_page(&db, "rt000").await;
+    assert!(db.grants().rotate_refresh_token(&rotation("rt000", "next", 2)).await.unwrap(), "it rotates");
+    assert_eq!(refresh_token_page(&db, "rt000").await, page, "the spent token's new version left its page");
+}
+
 /// Every text column that PostgreSQL indexes compares bytewise, as on SQLite, except the e-mail address (see
 /// migration `postgres/0008`): a key added later without `COLLATE "C"` fails here.
 #[cfg_attr(not(postgres_tests), ignore = "set DATABASE_URL to run the PostgreSQL suite")]
