@@ -1,11 +1,15 @@
 //! The HTTP edge: thin axum handlers grouped by family, each family exporting `router()`, merged here.
 
+use std::convert::Infallible;
 use std::future::Future;
 
 use axum::Router;
+use axum::ServiceExt as _;
+use axum::body::Body;
 use axum::http::Request;
+use axum::response::Response;
 use axum::serve::ListenerExt;
-use tower::ServiceBuilder;
+use tower::{Service, ServiceBuilder};
 use tower_http::LatencyUnit;
 use tower_http::trace::{DefaultOnRequest, DefaultOnResponse, TraceLayer};
 use tower_sessions::cookie::SameSite;
@@ -23,8 +27,15 @@ pub mod openapi;
 pub mod pages;
 pub mod session;
 
-/// The whole application, ready to serve or to drive with `oneshot` in tests.
-pub fn app(state: AppState) -> Router {
+/// The whole application, ready to serve: the routes, wrapped in the layers that every request passes (the
+/// request id and the headers of every answer, then the trace span).
+///
+/// Those layers wrap the router from outside rather than through `Router::layer`, which would wrap each route
+/// on its own: each request would then clone the route's stack of boxed services, one allocation per layer.
+pub fn app(
+    state: AppState,
+) -> impl Service<Request<Body>, Response = Response, Error = Infallible, Future: Send> + Clone + Send + Sync + 'static
+{
     let sessions = SessionManagerLayer::new(state.sessions.clone())
         .with_name(session::cookie_name(&state.config))
         .with_secure(state.config.is_https())
@@ -35,7 +46,7 @@ pub fn app(state: AppState) -> Router {
             i64::try_from(state.config.session_idle_ttl.as_secs()).unwrap_or(i64::MAX),
         )));
 
-    Router::new()
+    let routes = Router::new()
         .merge(health::router())
         .merge(oauth::router())
         .merge(
@@ -45,19 +56,22 @@ pub fn app(state: AppState) -> Router {
         )
         .merge(pages::assets())
         .merge(openapi::router())
+        .with_state(state);
+    ServiceBuilder::new()
+        .layer(edge::EdgeLayer::new())
+        // axum serves answers with its own body type, which the trace layer's body wraps.
+        .map_response(|response: axum::http::Response<_>| response.map(Body::new))
         .layer(
-            ServiceBuilder::new().layer(edge::EdgeLayer::new()).layer(
-                TraceLayer::new_for_http()
-                    .make_span_with(|request: &Request<_>| {
-                        // The fields are only evaluated when the span is enabled. The path only: query
-                        // strings can carry codes and tokens, which are never logged.
-                        tracing::info_span!("request", request_id = %edge::request_id(request), method = %request.method(), path = %request.uri().path())
-                    })
-                    .on_request(DefaultOnRequest::new().level(Level::DEBUG))
-                    .on_response(DefaultOnResponse::new().level(Level::DEBUG).latency_unit(LatencyUnit::Micros)),
-            ),
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request<_>| {
+                    // The fields are only evaluated when the span is enabled. The path only: query strings can
+                    // carry codes and tokens, which are never logged.
+                    tracing::info_span!("request", request_id = %edge::request_id(request), method = %request.method(), path = %request.uri().path())
+                })
+                .on_request(DefaultOnRequest::new().level(Level::DEBUG))
+                .on_response(DefaultOnResponse::new().level(Level::DEBUG).latency_unit(LatencyUnit::Micros)),
         )
-        .with_state(state)
+        .service(routes)
 }
 
 /// Serves `state` on `listener` until `shutdown` completes, then finishes the requests in flight.
