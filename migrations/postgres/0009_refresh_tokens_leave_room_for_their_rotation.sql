@@ -5,10 +5,10 @@
 -- column changed, the new version stays on that page and no index is touched (a heap-only tuple). On a full
 -- page, the default for a table only ever appended to, the version moves to another page and gets a new entry
 -- in each of the table's two indexes, one of them at the token's place in the primary key: a page to dirty and
--- log, and a dead entry for vacuum to clear. With pages filled to 80% (`bench/ab.sh`, refresh grant, 100k
--- users, 3 pairs), 83% of rotations stayed on their page against 47%, the log took 604 bytes a refresh against
--- 742, and PostgreSQL 63 µs of CPU against 67; the refreshes a second did not move (docs/performance-changes.md).
--- The table takes a quarter more pages.
+-- log, and a dead entry for vacuum to clear. With pages filled to 80% (a scratch copy of `bench/ab.sh`,
+-- refresh grant, 100k users, 3 pairs), 83% of rotations stayed on their page against 47%, the log took 604
+-- bytes a refresh against 742, and PostgreSQL 63 µs of CPU against 67; the refreshes a second did not move
+-- (docs/performance-changes.md). The table takes a quarter more pages.
 --
 -- The setting applies to pages written from now on; a table rewrite (`VACUUM FULL`) would apply it to older
 -- ones, but they are purged with their grants anyway. It takes a lock that lets reads and writes go on.
