@@ -26,7 +26,8 @@
 #   bench/run.sh                                  # everything, 10 s runs
 #   DURATION=5s ALGS=ES256 LEVELS=1000 bench/run.sh
 #
-# Output: bench/results/<run>.json (wrk reports), runs.tsv and summary.md.
+# Output: bench/results/<run>.json (wrk reports), runs.tsv and summary.md (the issue's targets met or missed, then
+# the tables).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
