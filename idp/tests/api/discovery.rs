@@ -43,9 +43,7 @@ async fn discovery_advertises_code_flow_with_s256_only() {
 /// `Cache-Control: public, max-age=<IDP_JWKS_CACHE_TTL>` on `path`, with a TTL other than the default.
 async fn assert_public_for_the_jwks_cache_ttl(path: &str) {
     let app = spawn_app_with(&[("IDP_JWKS_CACHE_TTL", "123")]).await;
-    let response = app.get(path).await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["cache-control"], "public, max-age=123", "{path}");
+    assert_eq!(app.headers_of(path, 200).await["cache-control"], "public, max-age=123", "{path}");
 }
 
 #[tokio::test]
@@ -60,10 +58,7 @@ async fn jwks_may_be_cached_for_the_jwks_cache_ttl() {
 
 /// The headers of a successful GET of `path`.
 async fn headers_of(path: &str) -> reqwest::header::HeaderMap {
-    let app = spawn_app().await;
-    let response = app.get(path).await;
-    assert_eq!(response.status(), 200, "{path}");
-    response.headers().clone()
+    spawn_app().await.headers_of(path, 200).await
 }
 
 /// `path` answers JSON, with one `Content-Type`.

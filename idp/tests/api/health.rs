@@ -40,18 +40,17 @@ async fn every_response_carries_a_request_id_and_echoes_the_callers() {
     assert_eq!(response.headers()["x-request-id"], "trace-me-42");
 }
 
+/// The headers of the 404 that an unknown path answers.
+async fn headers_of_a_404() -> reqwest::header::HeaderMap {
+    spawn_app().await.headers_of("/no-such-path", 404).await
+}
+
 #[tokio::test]
 async fn an_unknown_path_answers_404_with_a_request_id() {
-    let app = spawn_app().await;
-    let response = app.get("/no-such-path").await;
-    assert_eq!(response.status(), 404);
-    assert!(response.headers().get("x-request-id").is_some_and(|v| !v.is_empty()));
+    assert!(headers_of_a_404().await.get("x-request-id").is_some_and(|v| !v.is_empty()));
 }
 
 #[tokio::test]
 async fn an_unknown_path_answers_404_with_nosniff() {
-    let app = spawn_app().await;
-    let response = app.get("/no-such-path").await;
-    assert_eq!(response.status(), 404);
-    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(headers_of_a_404().await["x-content-type-options"], "nosniff");
 }

@@ -139,6 +139,13 @@ impl TestApp {
         self.browser.get(self.url(path)).send().await.unwrap()
     }
 
+    /// The headers of a GET of `path`, which must answer `status`.
+    pub async fn headers_of(&self, path: &str, status: u16) -> reqwest::header::HeaderMap {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), status, "{path}");
+        response.headers().clone()
+    }
+
     /// Fetches a page with a form and returns its CSRF token.
     pub async fn csrf_token(&self, path: &str) -> String {
         let body = self.get(path).await.text().await.unwrap();
