@@ -6,9 +6,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
-use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, USER_AGENT};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 
 use crate::domain::grants::introspection::active_access_token;
 use crate::domain::sessions::client_ip;
@@ -19,7 +19,9 @@ use crate::state::AppState;
 /// A request's headers and body, taken from it: what the back-channel endpoints read (token, introspection,
 /// revocation, userinfo). axum's `HeaderMap` extractor clones every header of the request, about 800
 /// instructions of a token request; these are moved out instead. The body is read as the `Bytes` extractor
-/// reads it, under axum's body limit (which it finds in the request's extensions), and refused as it would be.
+/// reads it, under axum's body limit (which it finds in the request's extensions); a body it cannot read is
+/// `invalid_request` (RFC 6749 §5.2), in JSON as every other refusal of these endpoints, where the `Bytes`
+/// extractor would answer in plain text.
 #[derive(Debug)]
 pub struct HeadersAndBody {
     pub headers: HeaderMap,
@@ -27,12 +29,22 @@ pub struct HeadersAndBody {
 }
 
 impl<S: Send + Sync> FromRequest<S> for HeadersAndBody {
-    type Rejection = BytesRejection;
+    type Rejection = Error;
 
     async fn from_request(mut request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let headers = std::mem::take(request.headers_mut());
-        let body = Bytes::from_request(request, state).await?;
+        let body = Bytes::from_request(request, state).await.map_err(unreadable_body)?;
         Ok(HeadersAndBody { headers, body })
+    }
+}
+
+/// `invalid_request` for a body over the limit, or one that stopped before its end.
+fn unreadable_body(rejection: BytesRejection) -> Error {
+    tracing::debug!(error = %rejection.body_text(), "request body not read");
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Error::invalid_request("the request body is too large")
+    } else {
+        Error::invalid_request("the request body could not be read")
     }
 }
 
@@ -119,8 +131,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_body_over_the_limit_is_refused_as_the_bytes_extractor_refuses_it() {
+    async fn a_body_over_the_limit_is_refused_with_invalid_request() {
         let response = echo(8).oneshot(form("grant_type=client_credentials")).await.unwrap();
-        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"], "invalid_request");
+        assert_eq!(body["error_description"], "the request body is too large");
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_off_before_its_end_is_refused_with_invalid_request() {
+        let cut_off = futures_util::stream::iter([
+            Ok(Bytes::from_static(b"grant_type=")),
+            Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "the client went away")),
+        ]);
+        let request = Request::post("/").body(Body::from_stream(cut_off)).unwrap();
+        let response = echo(64).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error_description"], "the request body could not be read");
     }
 }
