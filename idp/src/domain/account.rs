@@ -6,6 +6,8 @@
 //! client that took part in it, then wakes the delivery worker: every way of ending a session goes through
 //! [`Accounts`], so none can forget a step.
 
+use std::collections::BTreeSet;
+
 use session_store::Store;
 use tokio::sync::Notify;
 use tower_sessions::session::Id;
@@ -83,14 +85,26 @@ impl Accounts<'_> {
         self.revoke_grants(&login.user_id, &login.sid).await
     }
 
-    /// Ends every session of the user but `except` (the current browser's, when given). Returns how many.
-    pub async fn end_other_sessions(&self, user_id: &str, except: Option<&Id>) -> Result<usize, Error> {
+    /// Ends every session of the user but `keep` (the `sid` of the caller's own, when there is one): the
+    /// sessions in the store, and the grants of every other session. Returns how many sessions were signed
+    /// out of the store.
+    ///
+    /// The grants go first, in one transaction: those of the sessions listed and those of sessions the store
+    /// no longer holds, since a grant outlives its session's entry there (an `offline_access` refresh token
+    /// lasts weeks, a session idles out in hours). So "log out everywhere" leaves no refresh token working
+    /// (ASVS 7.4.2).
+    pub async fn end_other_sessions(&self, user_id: &str, keep: Option<&str>) -> Result<usize, Error> {
+        let listed = self.sessions(user_id).await?;
+        let mut tx = self.db.grants().begin().await?;
+        let mut sids: BTreeSet<String> = tx.sessions_with_live_grants(user_id, self.now).await?.into_iter().collect();
+        sids.extend(listed.iter().map(|entry| entry.login.sid.clone()));
+        for sid in sids.iter().filter(|sid| Some(sid.as_str()) != keep) {
+            tx.end_session(user_id, sid, self.now).await?;
+        }
+        tx.commit().await?;
+        self.wake.notify_one();
         let mut ended = 0;
-        for entry in self.sessions(user_id).await? {
-            if Some(&entry.id) == except {
-                continue;
-            }
-            self.revoke_grants(user_id, &entry.login.sid).await?;
+        for entry in listed.iter().filter(|entry| Some(entry.login.sid.as_str()) != keep) {
             if self.store.revoke(user_id, &entry.id).await.map_err(store_error)? {
                 ended += 1;
             }

@@ -93,6 +93,7 @@ contract!(
     purge_removes_only_what_can_no_longer_matter,
     purge_keeps_spent_refresh_tokens_while_their_grant_can_live,
     ending_a_session_revokes_its_grants_and_queues_logouts_once,
+    the_sessions_with_live_grants_are_those_of_the_users_live_grants,
     deliveries_are_leased_retried_and_marked_delivered,
     apps_are_the_clients_with_consent_or_live_grants,
 );
@@ -552,6 +553,27 @@ async fn end_a_session_with_a_backchannel_client(db: &Database) -> String {
     tx.end_session(&user, "sid", 10).await.unwrap();
     tx.commit().await.unwrap();
     user
+}
+
+async fn the_sessions_with_live_grants_are_those_of_the_users_live_grants(db: Database) {
+    let user = UserId::new().to_string();
+    let live = |id: &str, sid: &str| Grant { user_id: user.clone(), sid: sid.into(), ..grant(id) };
+    let mut tx = db.grants().begin().await.unwrap();
+    for grant in [
+        live("g1", "b"),
+        live("g2", "a"),
+        live("g3", "a"),
+        live("revoked", "revoked"),
+        Grant { expires_at: 10, ..live("expired", "expired") },
+        Grant { sid: "another user's".into(), ..grant("foreign") },
+    ] {
+        tx.insert_grant(&grant).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    assert!(db.grants().revoke_grant("revoked", 5).await.unwrap());
+    let mut tx = db.grants().begin().await.unwrap();
+    assert_eq!(tx.sessions_with_live_grants(&user, 10).await.unwrap(), ["a", "b"]);
+    tx.rollback().await.unwrap();
 }
 
 async fn ending_a_session_revokes_its_grants_and_queues_logouts_once(db: Database) {

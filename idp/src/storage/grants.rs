@@ -599,6 +599,20 @@ impl GrantTx {
         Ok(revoked)
     }
 
+    /// The browser sessions (`sid`s) that the user's live grants were issued in. A grant outlives its session's
+    /// entry in the session store: an `offline_access` refresh token lasts weeks, a signed-in session idles
+    /// out in hours.
+    pub async fn sessions_with_live_grants(&mut self, user_id: &str, now: i64) -> Result<Vec<String>, StorageError> {
+        let sids: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT sid FROM grants WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 ORDER BY sid",
+        )
+        .bind(user_id)
+        .bind(now)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        Ok(sids.into_iter().map(|(sid,)| sid).collect())
+    }
+
     /// Revokes every grant a user gave a client and forgets the consent (the account page's "remove app").
     pub async fn revoke_app(&mut self, user_id: &str, client_id: &str, now: i64) -> Result<bool, StorageError> {
         let revoked = sqlx::query(

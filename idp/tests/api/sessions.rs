@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::routing::post;
 use serde_json::Value;
 
-use crate::helpers::{TestApp, browser_with_agent};
+use crate::helpers::{TestApp, browser_with_agent, spawn_app_with};
 use crate::oauth::flow::{
     AuthRequest, EMAIL, PASSWORD, TestClient, assert_inactive, field, introspect, oauth_error, refresh, register,
     setup, tokens, tokens_for, web_app,
@@ -104,6 +104,27 @@ async fn ending_all_other_sessions_keeps_the_current_one() {
     let left = my_sessions(&app).await;
     assert_eq!(left.len(), 1);
     assert_eq!(left[0]["current"], true);
+}
+
+/// ASVS 7.4.2: a signed-in session idles out of the session store in hours, its app's refresh token lasts
+/// weeks; "log out everywhere" ends that token too, though the session is no longer listed.
+#[tokio::test]
+async fn ending_all_other_sessions_revokes_the_tokens_of_sessions_already_idled_out() {
+    let mut app = spawn_app_with(&[("IDP_SESSION_IDLE_TTL", "2")]).await;
+    app.create_user(EMAIL, PASSWORD).await;
+    let client = register(&app, web_app()).await;
+    app.browser = browser_with_agent(FIREFOX);
+    let firefox_tokens = tokens(&app, &client).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    app.browser = browser_with_agent(SAFARI);
+    assert_eq!(app.login(EMAIL, PASSWORD).await.status(), 303, "sign-in failed");
+    assert_eq!(my_sessions(&app).await.len(), 1, "the Firefox session has idled out of the store");
+
+    let response = app.browser.delete(app.url("/api/account/sessions")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+
+    let refreshed = refresh(&app, &client, &field(&firefox_tokens, "refresh_token"), None).await;
+    assert_eq!(oauth_error(refreshed).await, (400, "invalid_grant".to_owned()));
 }
 
 #[tokio::test]

@@ -48,12 +48,7 @@ pub async fn end_session(
 #[utoipa::path(delete, path = "/api/account/sessions", tag = "account", security(("bearer" = []), ("session" = [])),
     responses((status = 200, body = Ended)))]
 pub async fn end_other_sessions(State(state): State<AppState>, caller: AccountCaller) -> Result<Json<Ended>, Error> {
-    let accounts = state.accounts();
-    let current = match caller.sid.as_deref() {
-        Some(sid) => accounts.sessions(&caller.user_id).await?.into_iter().find(|e| e.login.sid == sid).map(|e| e.id),
-        None => None,
-    };
-    let ended = accounts.end_other_sessions(&caller.user_id, current.as_ref()).await?;
+    let ended = state.accounts().end_other_sessions(&caller.user_id, caller.sid.as_deref()).await?;
     Ok(Json(Ended { ended }))
 }
 

@@ -97,7 +97,7 @@ pub async fn end_other_sessions(
     Form(form): Form<ActionForm>,
 ) -> Result<Response, PageError> {
     let Some(login) = signed_in(&state, &session, &headers, &form).await? else { return Ok(see_other("/login")) };
-    state.accounts().end_other_sessions(&login.user_id, session.id().as_ref()).await?;
+    state.accounts().end_other_sessions(&login.user_id, Some(login.sid.as_str())).await?;
     Ok(see_other("/account"))
 }
 
