@@ -80,14 +80,17 @@ impl PasswordHash {
         &self.0
     }
 
-    /// Whether this hash was made with weaker parameters than today's and should be replaced at the next
-    /// successful login (a hash that cannot be parsed also needs replacing, but cannot verify anyway).
+    /// Whether this hash was made with other parameters than today's and should be replaced at the next
+    /// successful login: another algorithm or version, less memory or fewer passes, or other than one lane
+    /// (OWASP's p = 1; a hash is verified with the parameters it records). A hash that cannot be parsed
+    /// also needs replacing, but cannot verify anyway.
     pub fn needs_rehash(&self) -> bool {
         let Ok(phc) = Phc::new(&self.0) else { return true };
         let param = |name: &str| phc.params.get_decimal(name).unwrap_or(0);
         phc.algorithm.as_str() != "argon2id"
             || param("m") < MEMORY_KIB
             || param("t") < ITERATIONS
+            || param("p") != PARALLELISM
             || phc.version != Some(Version::V0x13 as u32)
     }
 }
@@ -220,6 +223,18 @@ mod tests {
         );
         assert!(weak.needs_rehash());
         assert!(PasswordHash::from_stored("not a hash".into()).needs_rehash());
+    }
+
+    #[test]
+    fn a_hash_of_more_than_one_lane_needs_rehash() {
+        let salt = SaltString::encode_b64(b"somesaltsomesalt").unwrap();
+        let lanes = |p| {
+            let params = Params::new(MEMORY_KIB, ITERATIONS, p, None).unwrap();
+            let phc = Argon2::new(Algorithm::Argon2id, Version::V0x13, params).hash_password(b"pw", &salt).unwrap();
+            PasswordHash(phc.to_string())
+        };
+        assert!(lanes(2).needs_rehash());
+        assert!(!lanes(1).needs_rehash(), "today's parameters");
     }
 
     #[test]

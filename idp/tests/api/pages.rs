@@ -131,6 +131,33 @@ async fn login_succeeds_with_a_303_and_a_new_session_id() {
     assert!(!planted.text().await.unwrap().contains("grace@example.com"));
 }
 
+/// OWASP: a stored hash made with other parameters than today's (here two lanes, where p = 1 is asked) is
+/// replaced at the next sign-in, which still succeeds.
+#[tokio::test]
+async fn sign_in_replaces_a_hash_made_with_other_parameters() {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    use idp::domain::email::Email;
+    use idp::domain::password::PasswordHash;
+
+    let app = spawn_app().await;
+    app.create_user("judy@example.com", PASSWORD).await;
+    let users = app.state.db.users();
+    let user = users.find_by_email(&Email::parse("judy@example.com").unwrap()).await.unwrap().unwrap();
+    let salt = SaltString::encode_b64(b"somesaltsomesalt").unwrap();
+    let params = argon2::Params::new(19_456, 2, 2, None).unwrap();
+    let two_lanes = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password(PASSWORD.as_bytes(), &salt)
+        .unwrap()
+        .to_string();
+    let two_lanes = PasswordHash::from_stored(two_lanes);
+    assert!(users.set_password_hash(user.id, &two_lanes, time::OffsetDateTime::now_utc()).await.unwrap());
+
+    assert_eq!(app.login("judy@example.com", PASSWORD).await.status(), 303);
+    let stored = users.find(user.id).await.unwrap().unwrap().password_hash;
+    assert_ne!(stored, two_lanes);
+    assert!(stored.as_str().contains("m=19456,t=2,p=1"), "today's parameters");
+}
+
 #[tokio::test]
 async fn session_cookie_is_http_only_and_same_site_lax() {
     let app = spawn_app().await;
