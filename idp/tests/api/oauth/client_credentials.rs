@@ -54,3 +54,13 @@ async fn a_deleted_client_stops_working_within_seconds() {
     let (status, error) = oauth_error(client_credentials(&app, &client).await).await;
     assert_eq!((status, error.as_str()), (401, "invalid_client"));
 }
+
+/// RFC 6749 §4.4.2, §3.3: a scope the client is not registered for is refused, not silently narrowed.
+#[tokio::test]
+async fn client_credentials_with_a_scope_beyond_the_clients_is_refused_with_invalid_scope() {
+    let (app, _) = setup().await;
+    let client = register(&app, service()).await;
+    let fields = [("grant_type", "client_credentials"), ("scope", "media.read admin")];
+    let response = client.post(&app, "/token", &fields).await;
+    assert_eq!(oauth_error(response).await, (400, "invalid_scope".to_owned()));
+}

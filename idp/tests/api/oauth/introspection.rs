@@ -1,9 +1,15 @@
 //! Introspection (RFC 7662) and revocation (RFC 7009).
 
+use crate::helpers::TestApp;
 use crate::oauth::flow::{
-    EMAIL, assert_inactive, backchannel, field, introspect, json, refresh, resign_access_token, revoke, setup, tokens,
-    user_id,
+    EMAIL, assert_inactive, backchannel, field, introspect, json, refresh, register, resign_access_token, revoke,
+    setup, tokens, user_id, web_app,
 };
+
+/// A POST of `token` to `path` with no client credentials.
+async fn without_client_authentication(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
+    backchannel().post(app.url(path)).form(&[("token", token)]).send().await.unwrap()
+}
 
 #[tokio::test]
 async fn active_token_introspects_with_scope_client_subject_and_expiry() {
@@ -49,9 +55,7 @@ async fn garbage_token_introspects_as_exactly_inactive() {
 async fn introspection_without_client_authentication_is_401() {
     let (app, client) = setup().await;
     let access_token = field(&tokens(&app, &client).await, "access_token");
-    let response =
-        backchannel().post(app.url("/introspect")).form(&[("token", access_token.as_str())]).send().await.unwrap();
-    assert_eq!(response.status(), 401);
+    assert_eq!(without_client_authentication(&app, "/introspect", &access_token).await.status(), 401);
 }
 
 #[tokio::test]
@@ -68,4 +72,26 @@ async fn revoking_a_refresh_token_revokes_its_access_tokens() {
     assert_inactive(&introspect(&app, &client, &field(&body, "access_token")).await);
     let (status, error) = json(refresh(&app, &client, &field(&body, "refresh_token"), None).await).await;
     assert_eq!((status, error["error"].as_str()), (400, Some("invalid_grant")));
+}
+
+/// RFC 7009 §2.1: a client revokes only tokens issued to it. Another client's request is answered 200, as
+/// for an unknown token, and revokes nothing.
+#[tokio::test]
+async fn revoking_another_clients_tokens_leaves_them_working() {
+    let (app, client) = setup().await;
+    let other = register(&app, web_app()).await;
+    let body = tokens(&app, &client).await;
+    for token in [field(&body, "access_token"), field(&body, "refresh_token")] {
+        assert_eq!(revoke(&app, &other, &token).await.status(), 200);
+    }
+    assert_eq!(introspect(&app, &client, &field(&body, "access_token")).await["active"], true);
+    assert_eq!(refresh(&app, &client, &field(&body, "refresh_token"), None).await.status(), 200);
+}
+
+#[tokio::test]
+async fn revocation_without_client_authentication_is_401() {
+    let (app, client) = setup().await;
+    let access_token = field(&tokens(&app, &client).await, "access_token");
+    assert_eq!(without_client_authentication(&app, "/revoke", &access_token).await.status(), 401);
+    assert_eq!(introspect(&app, &client, &access_token).await["active"], true);
 }

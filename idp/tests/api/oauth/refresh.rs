@@ -2,8 +2,8 @@
 //! (RFC 9700 §4.14.2), and scope narrowing.
 
 use crate::oauth::flow::{
-    AuthRequest, EMAIL, assert_inactive, field, id_token_claims, introspect, oauth_error, refresh, setup, tokens,
-    tokens_for, tokens_from, user_id,
+    AuthRequest, EMAIL, assert_inactive, field, id_token_claims, introspect, oauth_error, refresh, register, setup,
+    tokens, tokens_for, tokens_from, user_id, web_app,
 };
 
 #[tokio::test]
@@ -97,4 +97,16 @@ async fn a_refresh_token_of_the_earlier_form_still_refreshes() {
 
     let rotated = tokens_from(refresh(&app, &client, earlier, None).await).await;
     assert_eq!(field(&rotated, "refresh_token").len(), 55, "the successor has the time prefix");
+}
+
+/// RFC 6749 §6: a refresh token is bound to the client it was issued to. Another client's attempt is
+/// refused and, not being a reuse, leaves the token working for its own client.
+#[tokio::test]
+async fn a_refresh_token_presented_by_another_client_is_refused_with_invalid_grant() {
+    let (app, client) = setup().await;
+    let other = register(&app, web_app()).await;
+    let first = tokens(&app, &client).await;
+    let stolen = refresh(&app, &other, &field(&first, "refresh_token"), None).await;
+    assert_eq!(oauth_error(stolen).await, (400, "invalid_grant".to_owned()));
+    assert_eq!(refresh(&app, &client, &field(&first, "refresh_token"), None).await.status(), 200);
 }

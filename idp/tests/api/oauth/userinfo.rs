@@ -1,8 +1,8 @@
 //! The UserInfo endpoint (OIDC Core §5.3) and its bearer-token errors (RFC 6750 §3).
 
 use crate::oauth::flow::{
-    EMAIL, backchannel, client_credentials, field, id_token_claims, json, register, resign_access_token, revoke,
-    service, setup, tokens,
+    AuthRequest, EMAIL, backchannel, client_credentials, field, id_token_claims, json, register, resign_access_token,
+    revoke, service, setup, tokens, tokens_for,
 };
 
 fn challenge(response: &reqwest::Response) -> String {
@@ -87,6 +87,28 @@ async fn userinfo_with_a_client_credentials_token_answers_403_insufficient_scope
     let (app, _) = setup().await;
     let client = register(&app, service()).await;
     let access_token = field(&json(client_credentials(&app, &client).await).await.1, "access_token");
+    let response = backchannel().get(app.url("/userinfo")).bearer_auth(&access_token).send().await.unwrap();
+    assert_eq!(response.status(), 403);
+    assert!(challenge(&response).contains("insufficient_scope"), "{}", challenge(&response));
+}
+
+/// RFC 6750 §2.3 is not offered: a token in the query string ends up in logs and histories, so it is no
+/// credential here.
+#[tokio::test]
+async fn userinfo_with_the_token_in_the_query_string_answers_401() {
+    let (app, client) = setup().await;
+    let access_token = field(&tokens(&app, &client).await, "access_token");
+    let response = backchannel().get(app.url(&format!("/userinfo?access_token={access_token}"))).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(challenge(&response).starts_with("Bearer"), "{}", challenge(&response));
+}
+
+/// OIDC Core §5.3: userinfo is for tokens with the `openid` scope.
+#[tokio::test]
+async fn userinfo_with_a_user_token_without_openid_answers_403_insufficient_scope() {
+    let (app, client) = setup().await;
+    let request = AuthRequest::new(&client).with("scope", "email offline_access");
+    let access_token = field(&tokens_for(&app, &client, &request).await, "access_token");
     let response = backchannel().get(app.url("/userinfo")).bearer_auth(&access_token).send().await.unwrap();
     assert_eq!(response.status(), 403);
     assert!(challenge(&response).contains("insufficient_scope"), "{}", challenge(&response));
