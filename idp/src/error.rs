@@ -60,6 +60,10 @@ impl fmt::Display for ErrorCode {
     }
 }
 
+/// The seconds a client is asked to wait (`Retry-After`, RFC 9110 §10.2.3) when a dependency is down: on a
+/// JSON error and on an HTML page alike.
+pub const RETRY_AFTER: HeaderValue = HeaderValue::from_static("5");
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A protocol error with its RFC code and a description safe to show the client.
@@ -198,7 +202,7 @@ impl IntoResponse for Error {
                 }
             }
             Error::Unavailable(_) => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                headers.insert(header::RETRY_AFTER, RETRY_AFTER);
             }
             _ => {}
         }

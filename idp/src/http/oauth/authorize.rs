@@ -53,17 +53,7 @@ impl Outcome {
             Outcome::Refused(message) => {
                 pages::message(StatusCode::BAD_REQUEST, "This sign-in request is not valid", message)
             }
-            Outcome::Failed => {
-                let mut response = pages::message(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Temporarily unavailable",
-                    "The request could not be completed. Please try again in a moment.",
-                );
-                response
-                    .headers_mut()
-                    .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
-                response
-            }
+            Outcome::Failed => pages::unavailable(),
         }
     }
 }

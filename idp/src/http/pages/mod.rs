@@ -113,14 +113,25 @@ impl IntoResponse for PageError {
             PageError::App(e) => {
                 e.log();
                 if e.status() == StatusCode::SERVICE_UNAVAILABLE {
-                    (e.status(), "Temporarily unavailable", "Please try again in a moment.")
-                } else {
-                    (e.status(), "Something went wrong", "The request could not be completed. Please try again.")
+                    return unavailable();
                 }
+                (e.status(), "Something went wrong", "The request could not be completed. Please try again.")
             }
         };
         render(status, &ErrorPage { title, message })
     }
+}
+
+/// The page for a dependency that is down (the database, the session store): 503 with `Retry-After`, as the
+/// JSON errors have.
+pub fn unavailable() -> Response {
+    let mut response = message(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Temporarily unavailable",
+        "The request could not be completed. Please try again in a moment.",
+    );
+    response.headers_mut().insert(header::RETRY_AFTER, crate::error::RETRY_AFTER);
+    response
 }
 
 /// Renders a template as an HTML response.
@@ -159,7 +170,16 @@ pub fn see_other(location: &str) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::safe_return_to;
+    use super::*;
+
+    #[test]
+    fn a_page_whose_dependency_is_down_is_503_with_retry_after() {
+        let down = crate::error::Error::Unavailable(anyhow::anyhow!("the session store is down"));
+        let response = PageError::App(down).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "5");
+        assert!(response.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+    }
 
     #[test]
     fn return_to_accepts_local_paths_only() {
