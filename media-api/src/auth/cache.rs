@@ -1,11 +1,13 @@
-//! The verification cache: what verifying a token yielded, kept until the token's `exp` so that a client
-//! presenting the same token again skips the signature check (the dominant cost of validation).
+//! The verification cache: what verifying a token yielded, kept until the validator would refuse the token
+//! (its `exp` and the leeway after it) so that a client presenting the same token again skips the signature
+//! check (the dominant cost of validation).
 //!
 //! - Keyed on the SHA-256 of the exact token text: collision resistant, so two tokens never share an
 //!   entry, and 32 bytes a key whatever the token's size.
 //! - Only successes are stored; a refused token is verified afresh each time.
-//! - An entry is never used from its `exp` on ([`Lookup::Expired`]), so a cached token is refused exactly
-//!   when a freshly verified one would be.
+//! - An entry is never used from the second it was stored until on ([`Lookup::Expired`]), which the
+//!   validator sets to when it would refuse the token: a cached token is refused exactly when a freshly
+//!   verified one would be.
 //! - Bounded: when a shard is full it first drops its expired entries, then, if still above seven eighths
 //!   of its capacity, the oldest insertions (FIFO). That pass costs O(capacity) and frees at least an
 //!   eighth of the shard, so it runs at most once per capacity/8 insertions: O(1) amortised per insertion.
@@ -37,7 +39,7 @@ impl TokenKey {
 pub enum Lookup<V> {
     /// Verified before and not expired.
     Hit(V),
-    /// Verified before, but its `exp` has come.
+    /// Verified before, but the time it was kept until has come.
     Expired,
     /// Not in the cache.
     Miss,

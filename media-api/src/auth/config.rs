@@ -15,16 +15,15 @@ pub struct ValidatorConfig {
     /// loopback host: keys fetched in the clear could be swapped for an attacker's (RFC 8725 §3.10).
     pub jwks_url: Option<String>,
     /// How often the JWKS is fetched again, so that a key the issuer stops publishing is refused within
-    /// this time (tokens already in the cache excepted: they stay valid until their `exp`).
+    /// this time (tokens already in the cache excepted: they stay valid until they expire).
     pub refresh_interval: Duration,
     /// The least time between two fetches caused by tokens naming an unknown `kid`, so that a flood of
     /// made-up `kid`s cannot turn into a flood of requests to the issuer.
     pub unknown_kid_refresh_interval: Duration,
     /// How long one JWKS fetch may take.
     pub fetch_timeout: Duration,
-    /// Tolerated clock skew for `iat` and `nbf` in the future. `exp` gets none: a token is refused from its
-    /// `exp` on, as the issuer's own introspection does and as the cache must (it never keeps a token past
-    /// `exp`).
+    /// Tolerated clock skew between this server and the issuer: a token is accepted until this long after its
+    /// `exp`, and with an `iat` or `nbf` up to this far in the future (RFC 7519 §4.1.4–4.1.6).
     pub leeway: Duration,
     /// How many verified tokens the cache keeps; 0 turns the cache off.
     pub cache_capacity: usize,

@@ -2,16 +2,16 @@
 //! front of it.
 //!
 //! In order, cheapest first (a token is refused at the first failure, with `invalid_token`):
-//! 1. the cache: a token verified before is accepted without another signature check until its `exp`, and
-//!    refused from its `exp` on;
+//! 1. the cache: a token verified before is accepted without another signature check until its `exp` plus
+//!    the leeway, and refused from then on;
 //! 2. the JOSE header: `typ` is `at+jwt` or `application/at+jwt`, case-insensitively (RFC 9068 §4 step 1,
 //!    §2.1); `kid` names a published key (fetched once if it is new, see [`jwks`](super::jwks)); `alg` is that
 //!    key's own algorithm, never a choice of the header (RFC 8725 §3.1; `none` does not even parse);
 //! 3. the signature, with the key parsed when the JWKS was fetched (RFC 9068 §4 step 3, RFC 7515 §5.2);
 //! 4. the claims: `iss`, `sub`, `aud`, `exp`, `iat`, `client_id` and `jti` present (RFC 9068 §2.2); `iss`
 //!    equal to the configured issuer byte for byte (§4 step 2, RFC 8725 §3.8); `aud` containing this API's
-//!    identifier (§4 step 4, RFC 8725 §3.9); `exp` after now (§4 step 5, RFC 7519 §4.1.4); `iat` and `nbf`
-//!    not later than now plus the leeway.
+//!    identifier (§4 step 4, RFC 8725 §3.9); `exp` after now less the leeway (§4 step 5, RFC 7519 §4.1.4,
+//!    which allows "some small leeway" for clock skew); `iat` and `nbf` not later than now plus the leeway.
 //!
 //! Header members that point elsewhere for keys (`jku`, `x5u`, `jwk`, `x5c`) are ignored: keys come only
 //! from the configured JWKS (RFC 8725 §3.10).
@@ -251,7 +251,7 @@ impl Validator {
         let principal = Arc::new(self.verify(token, now).await.inspect_err(|error| {
             tracing::debug!(%error, "access token refused");
         })?);
-        self.cache.insert(key, principal.exp, principal.clone(), now);
+        self.cache.insert(key, self.refused_from(principal.exp), principal.clone(), now);
         Ok(principal)
     }
 
@@ -294,6 +294,12 @@ impl Validator {
         })
     }
 
+    /// When a token that expires at `exp` is refused: the leeway after it, for a clock behind the issuer's. The
+    /// cache keeps a token until the same second, so a cached and a freshly checked token are refused alike.
+    fn refused_from(&self, exp: i64) -> i64 {
+        exp.saturating_add(self.leeway_secs)
+    }
+
     /// RFC 9068 §4 steps 2, 4 and 5 on the verified claims.
     fn check_claims(&self, claims: &AccessTokenClaims, now: i64) -> Result<(), InvalidToken> {
         if claims.iss != self.issuer {
@@ -302,7 +308,7 @@ impl Validator {
         if !claims.aud.contains(&self.audience) {
             return Err(InvalidToken::WrongAudience);
         }
-        if claims.exp <= now {
+        if self.refused_from(claims.exp) <= now {
             return Err(InvalidToken::Expired);
         }
         let latest = now.saturating_add(self.leeway_secs);

@@ -23,14 +23,15 @@ async fn cached_token_skips_the_signature_check() {
 }
 
 #[tokio::test]
-async fn cached_token_is_refused_from_its_exp() {
+/// Refused at the same second as a token checked afresh: the end of the leeway after its `exp`.
+async fn cached_token_is_refused_from_the_end_of_the_leeway_after_its_exp() {
     let s = Setup::new(SigningAlgorithm::Es256).await;
     let token = s.token();
     s.validator.validate(&token, now()).await.unwrap();
 
-    assert!(s.validator.validate(&token, at(NOW + TTL - 1)).await.is_ok());
-    assert_eq!(s.validator.validate(&token, at(NOW + TTL)).await, Err(InvalidToken::Expired.into()));
-    assert_eq!(s.validator.signature_checks(), 1, "refused from the cache");
+    assert!(s.validator.validate(&token, at(NOW + TTL + 59)).await.is_ok());
+    assert_eq!(s.validator.validate(&token, at(NOW + TTL + 60)).await, Err(InvalidToken::Expired.into()));
+    assert_eq!(s.validator.signature_checks(), 1, "answered from the cache");
 }
 
 #[tokio::test]
@@ -67,7 +68,7 @@ async fn zero_capacity_verifies_every_time() {
 }
 
 #[tokio::test]
-async fn cached_token_outlives_its_key_until_exp_but_new_tokens_of_the_key_do_not() {
+async fn cached_token_outlives_its_key_until_it_expires_but_new_tokens_of_the_key_do_not() {
     let retired = TestKey::generate(SigningAlgorithm::Es256);
     let current = TestKey::generate(SigningAlgorithm::Es256);
     let issuer = TestIssuer::start(&[&retired, &current]).await;
@@ -81,7 +82,7 @@ async fn cached_token_outlives_its_key_until_exp_but_new_tokens_of_the_key_do_no
     assert!(validator.validate(&cached, at(NOW + 60)).await.is_ok(), "validation is local: the cache answers");
     let fresh = retired.sign(&issuer.claims());
     assert_eq!(validator.validate(&fresh, at(NOW + 60)).await, Err(InvalidToken::UnknownKey.into()));
-    assert_eq!(validator.validate(&cached, at(NOW + TTL)).await, Err(InvalidToken::Expired.into()));
+    assert_eq!(validator.validate(&cached, at(NOW + TTL + 60)).await, Err(InvalidToken::Expired.into()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
