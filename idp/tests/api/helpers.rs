@@ -176,6 +176,14 @@ impl TestApp {
     }
 }
 
+/// RFC 9700 §4.16: a page a browser shows is never framed, cached or sent on as a referrer.
+pub fn assert_never_framed_cached_or_referred(headers: &reqwest::header::HeaderMap, what: &str) {
+    assert_eq!(headers["x-frame-options"], "DENY", "{what}");
+    assert!(headers["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"), "{what}");
+    assert_eq!(headers["cache-control"], "no-store", "{what}");
+    assert_eq!(headers["referrer-policy"], "no-referrer", "{what}");
+}
+
 /// The value of the first `csrf_token` hidden field in a page.
 pub fn csrf_token_in(html: &str) -> String {
     let marker = "name=\"csrf_token\" value=\"";

@@ -1,6 +1,6 @@
 //! Registration, sign-in and sign-out through the HTML pages, as a browser without JavaScript would.
 
-use crate::helpers::{csrf_token_in, new_browser, session_cookie, spawn_app};
+use crate::helpers::{assert_never_framed_cached_or_referred, csrf_token_in, new_browser, session_cookie, spawn_app};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -216,12 +216,7 @@ async fn two_browsers_have_separate_sessions() {
 async fn pages_are_never_framed_cached_or_referred() {
     let app = spawn_app().await;
     for path in ["/login", "/register", "/"] {
-        let response = app.get(path).await;
-        let headers = response.headers();
-        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
-        assert!(headers["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"), "{path}");
-        assert_eq!(headers["cache-control"], "no-store", "{path}");
-        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        assert_never_framed_cached_or_referred(app.get(path).await.headers(), path);
     }
 }
 

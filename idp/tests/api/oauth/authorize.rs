@@ -1,9 +1,10 @@
 //! The authorization endpoint's answers to the client (RFC 6749 §4.1.2, RFC 9207) and its refusals: what is
 //! refused at the client's redirect URI, and what is refused without redirecting anywhere.
 
+use crate::helpers::assert_never_framed_cached_or_referred;
 use crate::oauth::flow::{
-    AuthRequest, OTHER_REDIRECT_URI, authorization_error, authorize, complete, complete_to, error_of, native_app,
-    register, setup, signed_in_setup,
+    AuthRequest, OTHER_REDIRECT_URI, authorization_error, authorize, complete, complete_to, consent_html, error_of,
+    exchange, native_app, register, setup, sign_in, signed_in_setup, tokens_from,
 };
 
 #[tokio::test]
@@ -123,8 +124,66 @@ async fn plain_pkce_method_is_refused_with_invalid_request() {
 }
 
 #[tokio::test]
+async fn unknown_pkce_method_is_refused_with_invalid_request() {
+    let (app, client) = signed_in_setup().await;
+    let request = AuthRequest::new(&client).with("code_challenge_method", "S512");
+    assert_eq!(authorization_error(&app, &request).await, "invalid_request");
+}
+
+#[tokio::test]
+async fn pkce_method_without_a_challenge_is_refused_with_invalid_request() {
+    let (app, client) = signed_in_setup().await;
+    let request = AuthRequest::new(&client).without("code_challenge");
+    assert_eq!(authorization_error(&app, &request).await, "invalid_request");
+}
+
+/// RFC 7636 §4.2: an S256 challenge is the 43 base64url characters of a SHA-256 digest.
+#[tokio::test]
+async fn challenge_that_is_not_43_base64url_characters_is_refused_with_invalid_request() {
+    let (app, client) = signed_in_setup().await;
+    let valid = AuthRequest::new(&client);
+    let challenge = valid.form().iter().find(|(k, _)| *k == "code_challenge").unwrap().1.to_owned();
+    for (bad, why) in [
+        (challenge[..42].to_owned(), "42 characters"),
+        (format!("{challenge}A"), "44 characters"),
+        (format!("+{}", &challenge[1..]), "not base64url"),
+    ] {
+        let request = AuthRequest::new(&client).with("code_challenge", &bad);
+        assert_eq!(authorization_error(&app, &request).await, "invalid_request", "{why}");
+    }
+}
+
+/// Conformance suite: unknown parameters are ignored, and the code flow needs no `nonce`.
+#[tokio::test]
+async fn unknown_parameters_and_a_missing_nonce_do_not_stop_the_code_flow() {
+    let (app, client) = setup().await;
+    let request = AuthRequest::new(&client).with("extra", "foobar").without("nonce");
+    let params = authorize(&app, &request).await;
+    let tokens = tokens_from(exchange(&app, &client, &params, &request).await).await;
+    assert!(tokens["id_token"].is_string(), "{tokens}");
+}
+
+#[tokio::test]
 async fn scope_the_client_may_not_ask_for_is_refused_with_invalid_scope() {
     let (app, client) = signed_in_setup().await;
     let request = AuthRequest::new(&client).with("scope", "openid admin");
     assert_eq!(authorization_error(&app, &request).await, "invalid_scope");
+}
+
+/// RFC 9700 §4.16 and §2.6: the authorization endpoint's pages (consent, an error) are never framed, cached
+/// or referred, and no other origin may read its answers.
+#[tokio::test]
+async fn authorization_pages_are_never_framed_cached_referred_or_shared_across_origins() {
+    let (app, client) = setup().await;
+    let from_elsewhere = |path: String| app.browser.get(app.url(&path)).header("origin", "https://evil.example").send();
+    let to_sign_in = from_elsewhere(AuthRequest::new(&client).path()).await.unwrap();
+    assert!(to_sign_in.headers().get("access-control-allow-origin").is_none(), "the redirect to sign in");
+    let consent = sign_in(&app, to_sign_in).await;
+    let unknown_client = from_elsewhere(AuthRequest::new(&client).with("client_id", "nobody").path()).await.unwrap();
+    assert_eq!(unknown_client.status(), 400);
+    for (what, page) in [("consent", &consent), ("an error page", &unknown_client)] {
+        assert_never_framed_cached_or_referred(page.headers(), what);
+        assert!(page.headers().get("access-control-allow-origin").is_none(), "{what}");
+    }
+    consent_html(consent).await;
 }

@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
+use crate::helpers::{TestApp, new_browser};
 use crate::oauth::flow::{
-    AuthRequest, REDIRECT_URI, assert_login_redirect, authorization_error, authorize, complete, consent_html, exchange,
-    id_token_claims, redirect_params, setup, sign_in, signed_in_setup, tokens, tokens_from,
+    AuthRequest, PASSWORD, REDIRECT_URI, TestClient, assert_login_redirect, authorization_error, authorize, complete,
+    consent_html, exchange, id_token_claims, redirect_params, setup, sign_in, signed_in_setup, tokens, tokens_from,
 };
 
 #[tokio::test]
@@ -65,4 +66,84 @@ async fn max_age_zero_forces_sign_in_and_a_later_auth_time() {
     let second = id_token_claims(&app, &client, second["id_token"].as_str().unwrap()).await;
     let (before, after) = (first["auth_time"].as_i64().unwrap(), second["auth_time"].as_i64().unwrap());
     assert!(after > before, "auth_time {after} is the new sign-in, after {before}");
+}
+
+/// The ID token of a code for `request`, given at once: the browser is signed in and has consented.
+async fn session_id_token(app: &TestApp, client: &TestClient, request: &AuthRequest) -> String {
+    let params = redirect_params(app, &app.get(&request.path()).await, REDIRECT_URI);
+    assert!(params.contains_key("code"), "a code without sign-in or consent: {params:?}");
+    let tokens = tokens_from(exchange(app, client, &params, request).await).await;
+    tokens["id_token"].as_str().unwrap().to_owned()
+}
+
+/// The `sub` and `auth_time` of [`session_id_token`].
+async fn session_claims(app: &TestApp, client: &TestClient, request: &AuthRequest) -> (String, i64) {
+    let claims = id_token_claims(app, client, &session_id_token(app, client, request).await).await;
+    (claims["sub"].as_str().unwrap().to_owned(), claims["auth_time"].as_i64().unwrap())
+}
+
+#[tokio::test]
+async fn prompt_none_keeps_the_sessions_subject_and_auth_time() {
+    let (app, client) = signed_in_setup().await;
+    authorize(&app, &AuthRequest::new(&client)).await;
+    let first = session_claims(&app, &client, &AuthRequest::new(&client)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let silent = session_claims(&app, &client, &AuthRequest::new(&client).with("prompt", "none")).await;
+    assert_eq!(silent, first);
+}
+
+#[tokio::test]
+async fn prompt_login_gives_a_later_auth_time() {
+    let (app, client) = signed_in_setup().await;
+    authorize(&app, &AuthRequest::new(&client)).await;
+    let (_, before) = session_claims(&app, &client, &AuthRequest::new(&client)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    let request = AuthRequest::new(&client).with("prompt", "login");
+    let params = complete(&app, sign_in(&app, app.get(&request.path()).await).await).await;
+    let tokens = tokens_from(exchange(&app, &client, &params, &request).await).await;
+    let after = id_token_claims(&app, &client, tokens["id_token"].as_str().unwrap()).await["auth_time"].as_i64();
+    assert!(after.unwrap() > before, "auth_time {after:?} is the new sign-in, after {before}");
+}
+
+#[tokio::test]
+async fn max_age_the_session_is_within_needs_no_new_sign_in() {
+    let (app, client) = signed_in_setup().await;
+    authorize(&app, &AuthRequest::new(&client)).await;
+    let (_, auth_time) = session_claims(&app, &client, &AuthRequest::new(&client).with("max_age", "10000")).await;
+    assert!(auth_time > 0);
+}
+
+#[tokio::test]
+async fn prompt_none_with_the_sessions_own_id_token_hint_answers_for_its_subject() {
+    let (app, client) = signed_in_setup().await;
+    authorize(&app, &AuthRequest::new(&client)).await;
+    let hint = session_id_token(&app, &client, &AuthRequest::new(&client)).await;
+    let request = AuthRequest::new(&client).with("prompt", "none").with("id_token_hint", &hint);
+    let (sub, _) = session_claims(&app, &client, &request).await;
+    assert_eq!(sub, id_token_claims(&app, &client, &hint).await["sub"].as_str().unwrap());
+}
+
+#[tokio::test]
+async fn a_tampered_id_token_hint_answers_login_required() {
+    let (app, client) = signed_in_setup().await;
+    authorize(&app, &AuthRequest::new(&client)).await;
+    let hint = session_id_token(&app, &client, &AuthRequest::new(&client)).await;
+    let (signed, signature) = hint.rsplit_once('.').unwrap();
+    let flipped = if &signature[10..11] == "A" { "B" } else { "A" };
+    let tampered = format!("{signed}.{}{flipped}{}", &signature[..10], &signature[11..]);
+    let request = AuthRequest::new(&client).with("prompt", "none").with("id_token_hint", &tampered);
+    assert_eq!(authorization_error(&app, &request).await, "login_required");
+}
+
+#[tokio::test]
+async fn another_users_id_token_hint_answers_login_required() {
+    let (mut app, client) = signed_in_setup().await;
+    authorize(&app, &AuthRequest::new(&client)).await;
+    let alices = session_id_token(&app, &client, &AuthRequest::new(&client)).await;
+    app.browser = new_browser();
+    app.create_user("bob@example.com", PASSWORD).await;
+    assert_eq!(app.login("bob@example.com", PASSWORD).await.status(), 303, "sign-in failed");
+    let request = AuthRequest::new(&client).with("prompt", "none").with("id_token_hint", &alices);
+    assert_eq!(authorization_error(&app, &request).await, "login_required");
 }
