@@ -76,7 +76,11 @@ impl AppState {
     /// Connects and migrates the database, prepares the signing keys (generating them in development) and
     /// serialises the discovery document.
     pub async fn build(config: Config) -> Result<AppState, StartupError> {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        AppState::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// [`AppState::build`] with another clock than the system's: tests move it to reach expiry times.
+    pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, StartupError> {
         let db_error = |source| StartupError::Database { url: redact_url(config.database_url.as_str()), source };
         let db = Database::connect(&config.database_url).await.map_err(db_error)?;
         db.migrate().await.map_err(db_error)?;

@@ -4,6 +4,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use idp::clock::{Clock, SystemClock};
 use idp::config::Config;
 use idp::state::AppState;
 use tempfile::TempDir;
@@ -103,6 +107,29 @@ pub async fn spawn_app() -> TestApp {
 
 /// [`spawn_app`], with `settings` (variable, value) added to its environment.
 pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
+    spawn_app_with_clock(settings, Arc::new(SystemClock)).await
+}
+
+/// The system clock moved forward by what a test asks: the server's expiry rules then see that time.
+#[derive(Debug, Default)]
+pub struct TestClock {
+    ahead_secs: AtomicI64,
+}
+
+impl TestClock {
+    pub fn advance(&self, by: std::time::Duration) {
+        self.ahead_secs.fetch_add(i64::try_from(by.as_secs()).unwrap(), Ordering::SeqCst);
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::now_utc() + time::Duration::seconds(self.ahead_secs.load(Ordering::SeqCst))
+    }
+}
+
+/// [`spawn_app_with`], on `clock`.
+pub async fn spawn_app_with_clock(settings: &[(&str, &str)], clock: Arc<dyn Clock>) -> TestApp {
     // Silent unless RUST_LOG asks for logs (e.g. RUST_LOG=idp=debug when a test fails).
     idp::telemetry::init("off");
     let dir = tempfile::tempdir().unwrap();
@@ -115,7 +142,7 @@ pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
         env.insert("IDP_DATABASE_URL".into(), database.url.clone());
     }
     let config = Config::from_sources(&env, None).unwrap();
-    let state = AppState::build(config).await.unwrap();
+    let state = AppState::build_with_clock(config, clock).await.unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(idp::serve(listener, state.clone(), async {
         let _ = rx.await;

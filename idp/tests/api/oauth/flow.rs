@@ -2,6 +2,7 @@
 //! token, introspection and revocation endpoints as a client would.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use idp::domain::clients::{AuthMethod, ClientRegistration};
 use idp::domain::email::Email;
@@ -16,7 +17,7 @@ use openidconnect::{
 use serde_json::Value;
 use url::Url;
 
-use crate::helpers::{TestApp, csrf_token_in, spawn_app};
+use crate::helpers::{TestApp, TestClock, csrf_token_in, spawn_app, spawn_app_with_clock};
 
 pub const EMAIL: &str = "alice@example.com";
 pub const PASSWORD: &str = "correct horse battery";
@@ -43,7 +44,17 @@ pub struct TestClient {
 
 /// A server with one signed-out user (`EMAIL`) and one confidential web client.
 pub async fn setup() -> (TestApp, TestClient) {
-    let app = spawn_app().await;
+    user_and_client(spawn_app().await).await
+}
+
+/// Like [`setup`], on a server whose clock the test moves forward.
+pub async fn setup_with_clock() -> (TestApp, TestClient, Arc<TestClock>) {
+    let clock = Arc::new(TestClock::default());
+    let (app, client) = user_and_client(spawn_app_with_clock(&[], clock.clone()).await).await;
+    (app, client, clock)
+}
+
+async fn user_and_client(app: TestApp) -> (TestApp, TestClient) {
     app.create_user(EMAIL, PASSWORD).await;
     let client = register(&app, web_app()).await;
     (app, client)

@@ -1,9 +1,11 @@
 //! The refresh_token grant (RFC 6749 §6): rotation, reuse detection that revokes the whole family
 //! (RFC 9700 §4.14.2), and scope narrowing.
 
+use std::time::Duration;
+
 use crate::oauth::flow::{
     AuthRequest, EMAIL, assert_inactive, field, id_token_claims, introspect, oauth_error, refresh, register, setup,
-    tokens, tokens_for, tokens_from, user_id, web_app,
+    setup_with_clock, tokens, tokens_for, tokens_from, user_id, web_app,
 };
 
 #[tokio::test]
@@ -52,13 +54,18 @@ async fn refresh_with_a_wider_scope_is_refused_with_invalid_scope() {
     assert_eq!(oauth_error(wider).await, (400, "invalid_scope".to_owned()));
 }
 
+/// OIDC Core §12.2: the refreshed ID token is of the same authentication (`sub`, `auth_time`), issued anew.
 #[tokio::test]
-async fn refreshed_id_token_keeps_the_subject() {
+async fn refreshed_id_token_keeps_the_subject_and_auth_time_and_is_issued_later() {
     let (app, client) = setup().await;
     let first = tokens(&app, &client).await;
+    let before = id_token_claims(&app, &client, &field(&first, "id_token")).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let second = tokens_from(refresh(&app, &client, &field(&first, "refresh_token"), None).await).await;
     let claims = id_token_claims(&app, &client, &field(&second, "id_token")).await;
     assert_eq!(claims["sub"], user_id(&app, EMAIL).await.as_str());
+    assert_eq!(claims["auth_time"], before["auth_time"]);
+    assert!(claims["iat"].as_i64() > before["iat"].as_i64(), "{} after {}", claims["iat"], before["iat"]);
 }
 
 /// Reference #46: two concurrent refreshes of one token: exactly one succeeds, and the family revocation
@@ -109,4 +116,31 @@ async fn a_refresh_token_presented_by_another_client_is_refused_with_invalid_gra
     let stolen = refresh(&app, &other, &field(&first, "refresh_token"), None).await;
     assert_eq!(oauth_error(stolen).await, (400, "invalid_grant".to_owned()));
     assert_eq!(refresh(&app, &client, &field(&first, "refresh_token"), None).await.status(), 200);
+}
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// ASVS 10.4.8: a refresh token unused for `IDP_REFRESH_TOKEN_TTL` (30 days) has expired.
+#[tokio::test]
+async fn a_refresh_token_unused_for_its_idle_lifetime_is_refused_with_invalid_grant() {
+    let (app, client, clock) = setup_with_clock().await;
+    let first = tokens(&app, &client).await;
+    clock.advance(DAY * 30 + Duration::from_secs(1));
+    let late = refresh(&app, &client, &field(&first, "refresh_token"), None).await;
+    assert_eq!(oauth_error(late).await, (400, "invalid_grant".to_owned()));
+}
+
+/// ASVS 10.4.8: refreshing slides the token's lifetime, but never past `IDP_REFRESH_TOKEN_ABSOLUTE_TTL`
+/// (90 days) from the authorization.
+#[tokio::test]
+async fn refreshing_ends_at_the_grants_absolute_lifetime_however_often_it_is_used() {
+    let (app, client, clock) = setup_with_clock().await;
+    let mut current = tokens(&app, &client).await;
+    for _ in 0..3 {
+        clock.advance(DAY * 29);
+        current = tokens_from(refresh(&app, &client, &field(&current, "refresh_token"), None).await).await;
+    }
+    clock.advance(DAY * 4);
+    let past_the_grant = refresh(&app, &client, &field(&current, "refresh_token"), None).await;
+    assert_eq!(oauth_error(past_the_grant).await, (400, "invalid_grant".to_owned()), "day 91, 4 days after use");
 }

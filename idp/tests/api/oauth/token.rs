@@ -1,9 +1,11 @@
 //! The token endpoint's authorization_code grant and its refusals (RFC 6749 §4.1.3, §5.2; RFC 7636 §4.6;
 //! RFC 9700 §4.14 for code reuse).
 
+use std::time::Duration;
+
 use crate::oauth::flow::{
     AuthRequest, EMAIL, OTHER_REDIRECT_URI, PASSWORD, REDIRECT_URI, assert_inactive, authorize, exchange, field,
-    introspect, oauth_error, refresh, register, setup, tokens_from, web_app,
+    introspect, oauth_error, refresh, register, setup, setup_with_clock, tokens_from, web_app,
 };
 
 #[tokio::test]
@@ -152,4 +154,15 @@ async fn parallel_redemptions_of_one_code_succeed_at_most_once_then_revoke() {
     for tokens in winners {
         assert_inactive(&introspect(&app, &client, &field(&tokens, "access_token")).await);
     }
+}
+
+/// RFC 6749 §4.1.2: a code lives 60 s.
+#[tokio::test]
+async fn a_code_older_than_its_60_s_is_refused_with_invalid_grant() {
+    let (app, client, clock) = setup_with_clock().await;
+    let request = AuthRequest::new(&client);
+    let params = authorize(&app, &request).await;
+    clock.advance(Duration::from_secs(61));
+    let late = exchange(&app, &client, &params, &request).await;
+    assert_eq!(oauth_error(late).await, (400, "invalid_grant".to_owned()));
 }
