@@ -203,6 +203,19 @@ async fn sign_out_ends_the_session() {
     assert!(!app.get("/").await.text().await.unwrap().contains("judy@example.com"));
 }
 
+/// ASVS 7.4.1: signing out ends the session on the server, so its cookie, replayed, signs nobody in.
+#[tokio::test]
+async fn a_session_cookie_replayed_after_sign_out_signs_nobody_in() {
+    let app = spawn_app().await;
+    let registered = app.register("kate@example.com", PASSWORD).await;
+    let cookie = session_cookie(&registered).expect("registration signs in with a new session");
+    let replay = || reqwest::Client::new().get(app.url("/")).header("cookie", format!("idp_session={cookie}")).send();
+    assert!(replay().await.unwrap().text().await.unwrap().contains("kate@example.com"), "the cookie signs in");
+    let token = app.csrf_token("/").await;
+    assert_eq!(app.post_form("/logout", &[("csrf_token", &token)]).await.status(), 303);
+    assert!(!replay().await.unwrap().text().await.unwrap().contains("kate@example.com"));
+}
+
 #[tokio::test]
 async fn two_browsers_have_separate_sessions() {
     let app = spawn_app().await;

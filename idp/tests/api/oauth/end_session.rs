@@ -3,8 +3,8 @@
 
 use crate::helpers::TestApp;
 use crate::oauth::flow::{
-    AuthRequest, POST_LOGOUT_REDIRECT_URI, TestClient, authorization_error, field, location, redirect_params, setup,
-    tokens,
+    AuthRequest, POST_LOGOUT_REDIRECT_URI, REDIRECT_URI, TestClient, authorization_error, field, hidden_value,
+    location, redirect_params, setup, tokens,
 };
 
 /// `/end_session?id_token_hint=…&post_logout_redirect_uri=…&state=xyz`
@@ -50,4 +50,23 @@ async fn end_session_never_redirects_to_an_unregistered_uri() {
         let target = location(&app, &response);
         assert!(!target.as_str().starts_with(unregistered), "redirected to {target}");
     }
+}
+
+/// RP-Initiated Logout §2: without an `id_token_hint` the person is asked first; the session ends only when
+/// they confirm (a form with a CSRF token).
+#[tokio::test]
+async fn end_session_without_a_hint_asks_first_and_signs_out_once_confirmed() {
+    let (app, client) = setup().await;
+    tokens(&app, &client).await;
+    let page = app.get("/end_session").await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Sign out?"), "{html}");
+    let silent = AuthRequest::new(&client).with("prompt", "none");
+    let before = redirect_params(&app, &app.get(&silent.path()).await, REDIRECT_URI);
+    assert!(before.contains_key("code"), "still signed in until confirmed: {before:?}");
+
+    let confirmed = app.post_form("/end_session", &[("csrf_token", &hidden_value(&html, "csrf_token"))]).await;
+    assert_eq!(confirmed.status(), 200);
+    assert_eq!(authorization_error(&app, &silent).await, "login_required");
 }

@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
+use idp::domain::clients::AuthMethod;
+
 use crate::oauth::flow::{
-    AuthRequest, EMAIL, OTHER_REDIRECT_URI, PASSWORD, REDIRECT_URI, assert_inactive, authorize, exchange, field,
-    introspect, oauth_error, refresh, register, setup, setup_with_clock, tokens_from, web_app,
+    AuthRequest, EMAIL, OTHER_REDIRECT_URI, PASSWORD, REDIRECT_URI, TestClient, assert_inactive, authorize, exchange,
+    field, introspect, oauth_error, refresh, register, setup, setup_with_clock, tokens_from, web_app,
 };
 
 #[tokio::test]
@@ -165,4 +167,17 @@ async fn a_code_older_than_its_60_s_is_refused_with_invalid_grant() {
     clock.advance(Duration::from_secs(61));
     let late = exchange(&app, &client, &params, &request).await;
     assert_eq!(oauth_error(late).await, (400, "invalid_grant".to_owned()));
+}
+
+/// RFC 6749 §2.3, OIDC Registration `token_endpoint_auth_method`: a client authenticates the way it
+/// registered; its right secret sent another way is `invalid_client`.
+#[tokio::test]
+async fn a_client_authenticating_by_a_method_it_did_not_register_is_refused_with_invalid_client() {
+    let (app, client) = setup().await;
+    assert_eq!(client.auth_method, AuthMethod::ClientSecretBasic);
+    let request = AuthRequest::new(&client);
+    let params = authorize(&app, &request).await;
+    let in_the_body = TestClient { auth_method: AuthMethod::ClientSecretPost, ..client.clone() };
+    let response = exchange(&app, &in_the_body, &params, &request).await;
+    assert_eq!(oauth_error(response).await, (401, "invalid_client".to_owned()));
 }
