@@ -1,5 +1,6 @@
-//! Token introspection (RFC 7662). The caller authenticates as a client; an inactive, unknown or foreign
-//! token answers exactly `{"active": false}` (§2.2).
+//! Token introspection (RFC 7662). The caller authenticates as a client, and may introspect tokens issued
+//! to any client (a resource server introspects its callers' tokens); an inactive or unknown token, or one
+//! of another issuer, answers exactly `{"active": false}` (§2.2).
 
 use axum::Json;
 use axum::extract::State;

@@ -51,6 +51,16 @@ async fn garbage_token_introspects_as_exactly_inactive() {
     }
 }
 
+/// A token that names another issuer is not ours, whatever key signed it. (A token issued to another
+/// client is: resource servers introspect the tokens of the apps that call them.)
+#[tokio::test]
+async fn a_token_naming_another_issuer_introspects_as_exactly_inactive() {
+    let (app, client) = setup().await;
+    let access_token = field(&tokens(&app, &client).await, "access_token");
+    let foreign = resign_access_token(&app, &access_token, |claims| claims["iss"] = "https://elsewhere.example".into());
+    assert_inactive(&introspect(&app, &client, &foreign).await);
+}
+
 #[tokio::test]
 async fn introspection_without_client_authentication_is_401() {
     let (app, client) = setup().await;
