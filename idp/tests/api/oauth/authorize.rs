@@ -170,6 +170,29 @@ async fn scope_the_client_may_not_ask_for_is_refused_with_invalid_scope() {
     assert_eq!(authorization_error(&app, &request).await, "invalid_scope");
 }
 
+/// OIDC Core §3.1.2.1: the optional display and locale parameters, a login hint and ACR values do not stop
+/// the code flow (conformance suite).
+#[tokio::test]
+async fn optional_oidc_parameters_do_not_stop_the_code_flow() {
+    let (app, client) = setup().await;
+    let request = AuthRequest::new(&client)
+        .with("display", "page")
+        .with("login_hint", "alice@example.com")
+        .with("ui_locales", "fr-CA fr en")
+        .with("acr_values", "urn:mace:incommon:iap:silver");
+    authorize(&app, &request).await;
+}
+
+/// OIDC Core §6: request objects are not supported, and say so at the client's redirect URI.
+#[tokio::test]
+async fn request_objects_are_refused_with_their_own_errors() {
+    let (app, client) = signed_in_setup().await;
+    let by_value = AuthRequest::new(&client).with("request", "eyJhbGciOiJub25lIn0.e30.");
+    assert_eq!(authorization_error(&app, &by_value).await, "request_not_supported");
+    let by_reference = AuthRequest::new(&client).with("request_uri", "https://rp.example/request.jwt");
+    assert_eq!(authorization_error(&app, &by_reference).await, "request_uri_not_supported");
+}
+
 /// RFC 9700 §4.16 and §2.6: the authorization endpoint's pages (consent, an error) are never framed, cached
 /// or referred, and no other origin may read its answers.
 #[tokio::test]
