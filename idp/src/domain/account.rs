@@ -92,12 +92,14 @@ impl Accounts<'_> {
     /// The grants go first, in one transaction: those of the sessions listed and those of sessions the store
     /// no longer holds, since a grant outlives its session's entry there (an `offline_access` refresh token
     /// lasts weeks, a session idles out in hours). So "log out everywhere" leaves no refresh token working
-    /// (ASVS 7.4.2).
+    /// (ASVS 7.4.2). The sessions are read before the transaction, whose first statement then writes: on
+    /// SQLite a transaction that read first could not take the write lock after another connection's commit.
     pub async fn end_other_sessions(&self, user_id: &str, keep: Option<&str>) -> Result<usize, Error> {
         let listed = self.sessions(user_id).await?;
-        let mut tx = self.db.grants().begin().await?;
-        let mut sids: BTreeSet<String> = tx.sessions_with_live_grants(user_id, self.now).await?.into_iter().collect();
+        let mut sids: BTreeSet<String> =
+            self.db.grants().sessions_with_live_grants(user_id, self.now).await?.into_iter().collect();
         sids.extend(listed.iter().map(|entry| entry.login.sid.clone()));
+        let mut tx = self.db.grants().begin().await?;
         for sid in sids.iter().filter(|sid| Some(sid.as_str()) != keep) {
             tx.end_session(user_id, sid, self.now).await?;
         }

@@ -445,6 +445,20 @@ impl<'a> Grants<'a> {
         Ok(())
     }
 
+    /// The browser sessions (`sid`s) that the user's live grants were issued in. A grant outlives its session's
+    /// entry in the session store: an `offline_access` refresh token lasts weeks, a signed-in session idles
+    /// out in hours.
+    pub async fn sessions_with_live_grants(&self, user_id: &str, now: i64) -> Result<Vec<String>, StorageError> {
+        let sids: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT sid FROM grants WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 ORDER BY sid",
+        )
+        .bind(user_id)
+        .bind(now)
+        .fetch_all(self.pool)
+        .await?;
+        Ok(sids.into_iter().map(|(sid,)| sid).collect())
+    }
+
     /// The clients that hold a user's consent or a live grant, with the scopes and the number of live grants.
     pub async fn apps_of_user(&self, user_id: &str, now: i64) -> Result<Vec<AppAccess>, StorageError> {
         let rows: Vec<(String, Option<String>, Option<i64>, i64)> = sqlx::query_as(
@@ -597,20 +611,6 @@ impl GrantTx {
         .execute(&mut *self.tx)
         .await?;
         Ok(revoked)
-    }
-
-    /// The browser sessions (`sid`s) that the user's live grants were issued in. A grant outlives its session's
-    /// entry in the session store: an `offline_access` refresh token lasts weeks, a signed-in session idles
-    /// out in hours.
-    pub async fn sessions_with_live_grants(&mut self, user_id: &str, now: i64) -> Result<Vec<String>, StorageError> {
-        let sids: Vec<(String,)> = sqlx::query_as(
-            "SELECT DISTINCT sid FROM grants WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 ORDER BY sid",
-        )
-        .bind(user_id)
-        .bind(now)
-        .fetch_all(&mut *self.tx)
-        .await?;
-        Ok(sids.into_iter().map(|(sid,)| sid).collect())
     }
 
     /// Revokes every grant a user gave a client and forgets the consent (the account page's "remove app").
