@@ -1,6 +1,7 @@
-//! Token introspection (RFC 7662). The caller authenticates as a client, and may introspect tokens issued
-//! to any client (a resource server introspects its callers' tokens); an inactive or unknown token, or one
-//! of another issuer, answers exactly `{"active": false}` (§2.2).
+//! Token introspection (RFC 7662). The caller authenticates as a confidential client. It may introspect
+//! access tokens issued to any client (a resource server introspects its callers' tokens), and refresh
+//! tokens issued to itself; an inactive or unknown token, another issuer's, or another client's refresh
+//! token answers exactly `{"active": false}` (§2.2).
 
 use axum::Json;
 use axum::extract::State;
@@ -76,9 +77,12 @@ pub async fn introspect(
     for kind in kinds {
         let found = match kind {
             Kind::Access => active_access_token(&ctx, token).await?.map(from_access),
-            Kind::Refresh => {
-                active_refresh_token(&ctx, token).await?.map(|r| from_refresh(r, state.config.issuer_id().to_owned()))
-            }
+            // A refresh token is only ever held by its own client (no resource server receives one), so it
+            // is described to that client alone; to any other it is as unknown (RFC 7662 §4).
+            Kind::Refresh => active_refresh_token(&ctx, token)
+                .await?
+                .filter(|r| r.grant.client_id == caller.id.as_str())
+                .map(|r| from_refresh(r, state.config.issuer_id().to_owned())),
         };
         if let Some(introspection) = found {
             return Ok(Json(introspection));

@@ -51,8 +51,7 @@ async fn garbage_token_introspects_as_exactly_inactive() {
     }
 }
 
-/// A token that names another issuer is not ours, whatever key signed it. (A token issued to another
-/// client is: resource servers introspect the tokens of the apps that call them.)
+/// A token that names another issuer is not ours, whatever key signed it.
 #[tokio::test]
 async fn a_token_naming_another_issuer_introspects_as_exactly_inactive() {
     let (app, client) = setup().await;
@@ -104,4 +103,18 @@ async fn revocation_without_client_authentication_is_401() {
     let access_token = field(&tokens(&app, &client).await, "access_token");
     assert_eq!(without_client_authentication(&app, "/revoke", &access_token).await.status(), 401);
     assert_eq!(introspect(&app, &client, &access_token).await["active"], true);
+}
+
+/// Resource servers introspect the access tokens of the apps that call them; a refresh token never reaches
+/// one, so another client learns nothing of it.
+#[tokio::test]
+async fn another_client_introspects_an_access_token_but_not_a_refresh_token() {
+    let (app, client) = setup().await;
+    let resource_server = register(&app, web_app()).await;
+    let body = tokens(&app, &client).await;
+    let access = introspect(&app, &resource_server, &field(&body, "access_token")).await;
+    assert_eq!(access["active"], true, "{access}");
+    assert_eq!(access["client_id"], client.id.as_str());
+    assert_inactive(&introspect(&app, &resource_server, &field(&body, "refresh_token")).await);
+    assert_eq!(introspect(&app, &client, &field(&body, "refresh_token")).await["active"], true);
 }
