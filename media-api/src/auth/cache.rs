@@ -5,9 +5,9 @@
 //! - Keyed on the SHA-256 of the exact token text: collision resistant, so two tokens never share an
 //!   entry, and 32 bytes a key whatever the token's size.
 //! - Only successes are stored; a refused token is verified afresh each time.
-//! - An entry is never used from the second it was stored until on ([`Lookup::Expired`]), which the
-//!   validator sets to when it would refuse the token: a cached token is refused exactly when a freshly
-//!   verified one would be.
+//! - An entry is kept until a time the caller gives, and never used from then on ([`Lookup::Expired`]). The
+//!   validator gives the second from which it would refuse the token, so a cached token is refused exactly
+//!   when a freshly verified one would be.
 //! - Bounded: when a shard is full it first drops its expired entries, then, if still above seven eighths
 //!   of its capacity, the oldest insertions (FIFO). That pass costs O(capacity) and frees at least an
 //!   eighth of the shard, so it runs at most once per capacity/8 insertions: O(1) amortised per insertion.
@@ -46,7 +46,8 @@ pub enum Lookup<V> {
 }
 
 struct Entry<V> {
-    /// The token's `exp`, Unix seconds.
+    /// Until when the entry is used (Unix seconds, exclusive): for the validator, the token's `exp` and the
+    /// leeway after it.
     exp: i64,
     value: V,
 }
