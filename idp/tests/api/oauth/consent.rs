@@ -2,7 +2,8 @@
 //! client for the scopes it covered.
 
 use crate::oauth::flow::{
-    AuthRequest, REDIRECT_URI, authorize, consent_html, decide, error_of, redirect_params, signed_in_setup,
+    AuthRequest, REDIRECT_URI, authorize, consent_html, consented_setup, decide, error_of, redirect_params,
+    signed_in_setup,
 };
 
 #[tokio::test]
@@ -25,8 +26,7 @@ async fn denied_consent_answers_access_denied() {
 
 #[tokio::test]
 async fn consent_is_remembered_for_the_next_authorization() {
-    let (app, client) = signed_in_setup().await;
-    authorize(&app, &AuthRequest::new(&client)).await;
+    let (app, client) = consented_setup().await;
     let request = AuthRequest::new(&client);
     let response = app.get(&request.path()).await;
     let params = redirect_params(&app, &response, REDIRECT_URI);
@@ -35,8 +35,7 @@ async fn consent_is_remembered_for_the_next_authorization() {
 
 #[tokio::test]
 async fn remembered_consent_covers_fewer_scopes() {
-    let (app, client) = signed_in_setup().await;
-    authorize(&app, &AuthRequest::new(&client)).await;
+    let (app, client) = consented_setup().await;
     let request = AuthRequest::new(&client).with("scope", "openid email");
     let response = app.get(&request.path()).await;
     let params = redirect_params(&app, &response, REDIRECT_URI);

@@ -67,6 +67,14 @@ pub async fn signed_in_setup() -> (TestApp, TestClient) {
     (app, client)
 }
 
+/// Like [`signed_in_setup`], with the client's consent given (one code flow done): a further authorization
+/// request gets a code without a page.
+pub async fn consented_setup() -> (TestApp, TestClient) {
+    let (app, client) = signed_in_setup().await;
+    authorize(&app, &AuthRequest::new(&client)).await;
+    (app, client)
+}
+
 /// A confidential web client with client_secret_basic and the default grants and scopes.
 pub fn web_app() -> ClientRegistration {
     ClientRegistration {

@@ -4,14 +4,14 @@ use std::time::Duration;
 
 use crate::helpers::{TestApp, new_browser};
 use crate::oauth::flow::{
-    AuthRequest, PASSWORD, REDIRECT_URI, TestClient, assert_login_redirect, authorization_error, authorize, complete,
-    consent_html, exchange, id_token_claims, redirect_params, setup, sign_in, signed_in_setup, tokens, tokens_from,
+    AuthRequest, PASSWORD, REDIRECT_URI, TestClient, assert_login_redirect, authorization_error, complete,
+    consent_html, consented_setup, exchange, id_token_claims, redirect_params, setup, sign_in, signed_in_setup, tokens,
+    tokens_from,
 };
 
 #[tokio::test]
 async fn prompt_none_with_session_and_consent_returns_a_code_without_ui() {
-    let (app, client) = signed_in_setup().await;
-    authorize(&app, &AuthRequest::new(&client)).await;
+    let (app, client) = consented_setup().await;
     let request = AuthRequest::new(&client).with("prompt", "none");
     let params = redirect_params(&app, &app.get(&request.path()).await, REDIRECT_URI);
     assert!(params.contains_key("code"), "{params:?}");
@@ -34,8 +34,7 @@ async fn prompt_none_without_consent_answers_consent_required() {
 
 #[tokio::test]
 async fn prompt_login_asks_to_sign_in_again_despite_a_session() {
-    let (app, client) = signed_in_setup().await;
-    authorize(&app, &AuthRequest::new(&client)).await;
+    let (app, client) = consented_setup().await;
     let request = AuthRequest::new(&client).with("prompt", "login");
     let response = app.get(&request.path()).await;
     assert_login_redirect(&app, &response);
@@ -45,8 +44,7 @@ async fn prompt_login_asks_to_sign_in_again_despite_a_session() {
 
 #[tokio::test]
 async fn prompt_consent_asks_again_despite_remembered_consent() {
-    let (app, client) = signed_in_setup().await;
-    authorize(&app, &AuthRequest::new(&client)).await;
+    let (app, client) = consented_setup().await;
     let response = app.get(&AuthRequest::new(&client).with("prompt", "consent").path()).await;
     consent_html(response).await;
 }
@@ -84,8 +82,7 @@ async fn session_claims(app: &TestApp, client: &TestClient, request: &AuthReques
 
 #[tokio::test]
 async fn prompt_none_keeps_the_sessions_subject_and_auth_time() {
-    let (app, client) = signed_in_setup().await;
-    authorize(&app, &AuthRequest::new(&client)).await;
+    let (app, client) = consented_setup().await;
     let first = session_claims(&app, &client, &AuthRequest::new(&client)).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let silent = session_claims(&app, &client, &AuthRequest::new(&client).with("prompt", "none")).await;
@@ -94,8 +91,7 @@ async fn prompt_none_keeps_the_sessions_subject_and_auth_time() {
 
 #[tokio::test]
 async fn prompt_login_gives_a_later_auth_time() {
-    let (app, client) = signed_in_setup().await;
-    authorize(&app, &AuthRequest::new(&client)).await;
+    let (app, client) = consented_setup().await;
     let (_, before) = session_claims(&app, &client, &AuthRequest::new(&client)).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
 
@@ -108,16 +104,14 @@ async fn prompt_login_gives_a_later_auth_time() {
 
 #[tokio::test]
 async fn max_age_the_session_is_within_needs_no_new_sign_in() {
-    let (app, client) = signed_in_setup().await;
-    authorize(&app, &AuthRequest::new(&client)).await;
+    let (app, client) = consented_setup().await;
     let (_, auth_time) = session_claims(&app, &client, &AuthRequest::new(&client).with("max_age", "10000")).await;
     assert!(auth_time > 0);
 }
 
 #[tokio::test]
 async fn prompt_none_with_the_sessions_own_id_token_hint_answers_for_its_subject() {
-    let (app, client) = signed_in_setup().await;
-    authorize(&app, &AuthRequest::new(&client)).await;
+    let (app, client) = consented_setup().await;
     let hint = session_id_token(&app, &client, &AuthRequest::new(&client)).await;
     let request = AuthRequest::new(&client).with("prompt", "none").with("id_token_hint", &hint);
     let (sub, _) = session_claims(&app, &client, &request).await;
@@ -126,8 +120,7 @@ async fn prompt_none_with_the_sessions_own_id_token_hint_answers_for_its_subject
 
 #[tokio::test]
 async fn a_tampered_id_token_hint_answers_login_required() {
-    let (app, client) = signed_in_setup().await;
-    authorize(&app, &AuthRequest::new(&client)).await;
+    let (app, client) = consented_setup().await;
     let hint = session_id_token(&app, &client, &AuthRequest::new(&client)).await;
     let (signed, signature) = hint.rsplit_once('.').unwrap();
     let flipped = if &signature[10..11] == "A" { "B" } else { "A" };
@@ -138,8 +131,7 @@ async fn a_tampered_id_token_hint_answers_login_required() {
 
 #[tokio::test]
 async fn another_users_id_token_hint_answers_login_required() {
-    let (mut app, client) = signed_in_setup().await;
-    authorize(&app, &AuthRequest::new(&client)).await;
+    let (mut app, client) = consented_setup().await;
     let alices = session_id_token(&app, &client, &AuthRequest::new(&client)).await;
     app.browser = new_browser();
     app.create_user("bob@example.com", PASSWORD).await;
