@@ -1,10 +1,12 @@
 //! The authorization endpoint's answers to the client (RFC 6749 §4.1.2, RFC 9207) and its refusals: what is
 //! refused at the client's redirect URI, and what is refused without redirecting anywhere.
 
+use idp::domain::clients::ClientRegistration;
+
 use crate::helpers::assert_never_framed_cached_or_referred;
 use crate::oauth::flow::{
     AuthRequest, OTHER_REDIRECT_URI, authorization_error, authorize, complete, complete_to, consent_html, error_of,
-    exchange, native_app, register, setup, sign_in, signed_in_setup, tokens_from,
+    exchange, native_app, register, setup, sign_in, signed_in_setup, tokens_from, web_app,
 };
 
 #[tokio::test]
@@ -70,6 +72,25 @@ async fn unregistered_redirect_uri_gets_an_error_page_and_no_redirect() {
         let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
         assert!(content_type.starts_with("text/html"), "{reason}: {content_type}");
     }
+}
+
+/// RFC 9700 §2.1, conformance suite: a redirect URI registered with a query matches that exact query, which
+/// the answer keeps beside its own parameters; another query gets the error page.
+#[tokio::test]
+async fn a_redirect_uri_with_a_query_matches_that_query_only() {
+    let (app, _) = signed_in_setup().await;
+    let registered = "http://127.0.0.1:9/cb?tenant=a";
+    let client = register(&app, ClientRegistration { redirect_uris: vec![registered.into()], ..web_app() }).await;
+
+    let other_query = AuthRequest::new(&client).with("redirect_uri", "http://127.0.0.1:9/cb?tenant=b");
+    let response = app.get(&other_query.path()).await;
+    assert_eq!(response.status(), 400);
+    assert!(response.headers().get("location").is_none(), "redirected");
+
+    let exact = AuthRequest::new(&client).with("redirect_uri", registered);
+    let params = complete_to(&app, app.get(&exact.path()).await, "http://127.0.0.1:9/cb").await;
+    assert_eq!(params.get("tenant").map(String::as_str), Some("a"), "{params:?}");
+    assert!(params.contains_key("code"), "{params:?}");
 }
 
 #[tokio::test]
