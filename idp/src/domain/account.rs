@@ -58,11 +58,14 @@ impl Accounts<'_> {
         Ok(entries)
     }
 
-    /// Revokes the grants of `sid` and queues its back-channel logouts in one transaction, then wakes the
-    /// worker that sends them.
-    async fn revoke_grants(&self, user_id: &str, sid: &str) -> Result<(), Error> {
+    /// Revokes the grants of the sessions `sids` and queues their back-channel logouts in one transaction,
+    /// then wakes the worker that sends them. The transaction's first statement writes: on SQLite a
+    /// transaction that read first could not take the write lock after another connection's commit.
+    async fn revoke_grants(&self, user_id: &str, sids: &[&str]) -> Result<(), Error> {
         let mut tx = self.db.grants().begin().await?;
-        tx.end_session(user_id, sid, self.now).await?;
+        for sid in sids {
+            tx.end_session(user_id, sid, self.now).await?;
+        }
         tx.commit().await?;
         self.wake.notify_one();
         Ok(())
@@ -73,7 +76,7 @@ impl Accounts<'_> {
         let Some(entry) = self.sessions(user_id).await?.into_iter().find(|e| e.login.sid == sid) else {
             return Ok(false);
         };
-        self.revoke_grants(user_id, sid).await?;
+        self.revoke_grants(user_id, &[sid]).await?;
         self.store.revoke(user_id, &entry.id).await.map_err(store_error)?;
         tracing::info!(user = user_id, sid, "session ended");
         Ok(true)
@@ -82,7 +85,7 @@ impl Accounts<'_> {
     /// Ends the session the current browser is signed in with (sign-out, logout): its grants are revoked and
     /// back-channel logouts queued; the caller clears the browser's session itself.
     pub async fn end_current_session(&self, login: &LoginRecord) -> Result<(), Error> {
-        self.revoke_grants(&login.user_id, &login.sid).await
+        self.revoke_grants(&login.user_id, &[&login.sid]).await
     }
 
     /// Ends every session of the user but `keep` (the `sid` of the caller's own, when there is one): the
@@ -92,19 +95,14 @@ impl Accounts<'_> {
     /// The grants go first, in one transaction: those of the sessions listed and those of sessions the store
     /// no longer holds, since a grant outlives its session's entry there (an `offline_access` refresh token
     /// lasts weeks, a session idles out in hours). So "log out everywhere" leaves no refresh token working
-    /// (ASVS 7.4.2). The sessions are read before the transaction, whose first statement then writes: on
-    /// SQLite a transaction that read first could not take the write lock after another connection's commit.
+    /// (ASVS 7.4.2).
     pub async fn end_other_sessions(&self, user_id: &str, keep: Option<&str>) -> Result<usize, Error> {
         let listed = self.sessions(user_id).await?;
         let mut sids: BTreeSet<String> =
             self.db.grants().sessions_with_live_grants(user_id, self.now).await?.into_iter().collect();
         sids.extend(listed.iter().map(|entry| entry.login.sid.clone()));
-        let mut tx = self.db.grants().begin().await?;
-        for sid in sids.iter().filter(|sid| Some(sid.as_str()) != keep) {
-            tx.end_session(user_id, sid, self.now).await?;
-        }
-        tx.commit().await?;
-        self.wake.notify_one();
+        let others: Vec<&str> = sids.iter().map(String::as_str).filter(|sid| Some(*sid) != keep).collect();
+        self.revoke_grants(user_id, &others).await?;
         let mut ended = 0;
         for entry in listed.iter().filter(|entry| Some(entry.login.sid.as_str()) != keep) {
             if self.store.revoke(user_id, &entry.id).await.map_err(store_error)? {
