@@ -2,11 +2,12 @@
 //! refused at the client's redirect URI, and what is refused without redirecting anywhere.
 
 use idp::domain::clients::ClientRegistration;
+use reqwest::header::HeaderMap;
 
-use crate::helpers::assert_never_framed_cached_or_referred;
+use crate::helpers::{TestApp, assert_never_framed_cached_or_referred};
 use crate::oauth::flow::{
-    AuthRequest, OTHER_REDIRECT_URI, authorization_error, authorize, complete, complete_to, consent_html, error_of,
-    exchange, native_app, register, setup, sign_in, signed_in_setup, tokens_from, web_app,
+    AuthRequest, OTHER_REDIRECT_URI, TestClient, authorization_error, authorize, complete, complete_to, consent_html,
+    error_of, exchange, native_app, register, setup, sign_in, signed_in_error, signed_in_setup, tokens_from, web_app,
 };
 
 #[tokio::test]
@@ -74,20 +75,31 @@ async fn unregistered_redirect_uri_gets_an_error_page_and_no_redirect() {
     }
 }
 
-/// RFC 9700 §2.1, conformance suite: a redirect URI registered with a query matches that exact query, which
-/// the answer keeps beside its own parameters; another query gets the error page.
-#[tokio::test]
-async fn a_redirect_uri_with_a_query_matches_that_query_only() {
-    let (app, _) = signed_in_setup().await;
-    let registered = "http://127.0.0.1:9/cb?tenant=a";
-    let client = register(&app, ClientRegistration { redirect_uris: vec![registered.into()], ..web_app() }).await;
+/// A redirect URI registered with a query, the only one of its client.
+const WITH_QUERY: &str = "http://127.0.0.1:9/cb?tenant=a";
 
+/// A signed-in browser and a client whose one redirect URI is [`WITH_QUERY`].
+async fn client_with_a_query_in_its_redirect_uri() -> (TestApp, TestClient) {
+    let (app, _) = signed_in_setup().await;
+    let client = register(&app, ClientRegistration { redirect_uris: vec![WITH_QUERY.into()], ..web_app() }).await;
+    (app, client)
+}
+
+/// RFC 9700 §2.1, conformance suite: a redirect URI registered with a query matches that query only.
+#[tokio::test]
+async fn a_redirect_uri_with_another_query_than_the_registered_one_gets_an_error_page() {
+    let (app, client) = client_with_a_query_in_its_redirect_uri().await;
     let other_query = AuthRequest::new(&client).with("redirect_uri", "http://127.0.0.1:9/cb?tenant=b");
     let response = app.get(&other_query.path()).await;
     assert_eq!(response.status(), 400);
     assert!(response.headers().get("location").is_none(), "redirected");
+}
 
-    let exact = AuthRequest::new(&client).with("redirect_uri", registered);
+/// The exact registered query matches, and the answer keeps it beside its own parameters.
+#[tokio::test]
+async fn the_registered_query_gets_the_code_beside_it() {
+    let (app, client) = client_with_a_query_in_its_redirect_uri().await;
+    let exact = AuthRequest::new(&client).with("redirect_uri", WITH_QUERY);
     let params = complete_to(&app, app.get(&exact.path()).await, "http://127.0.0.1:9/cb").await;
     assert_eq!(params.get("tenant").map(String::as_str), Some("a"), "{params:?}");
     assert!(params.contains_key("code"), "{params:?}");
@@ -123,9 +135,8 @@ async fn hybrid_response_types_are_refused_with_unsupported_response_type() {
 
 #[tokio::test]
 async fn missing_code_challenge_is_refused_with_invalid_request() {
-    let (app, client) = signed_in_setup().await;
-    let request = AuthRequest::new(&client).without("code_challenge").without("code_challenge_method");
-    assert_eq!(authorization_error(&app, &request).await, "invalid_request");
+    let error = signed_in_error(|r| r.without("code_challenge").without("code_challenge_method")).await;
+    assert_eq!(error, "invalid_request");
 }
 
 #[tokio::test]
@@ -138,24 +149,21 @@ async fn missing_code_challenge_is_refused_for_public_clients_too() {
 
 #[tokio::test]
 async fn plain_pkce_method_is_refused_with_invalid_request() {
-    let (app, client) = signed_in_setup().await;
-    let request = AuthRequest::new(&client);
-    let request = request.clone().with("code_challenge", &request.verifier).with("code_challenge_method", "plain");
-    assert_eq!(authorization_error(&app, &request).await, "invalid_request");
+    let plain = |r: AuthRequest| {
+        let verifier = r.verifier.clone();
+        r.with("code_challenge", &verifier).with("code_challenge_method", "plain")
+    };
+    assert_eq!(signed_in_error(plain).await, "invalid_request");
 }
 
 #[tokio::test]
 async fn unknown_pkce_method_is_refused_with_invalid_request() {
-    let (app, client) = signed_in_setup().await;
-    let request = AuthRequest::new(&client).with("code_challenge_method", "S512");
-    assert_eq!(authorization_error(&app, &request).await, "invalid_request");
+    assert_eq!(signed_in_error(|r| r.with("code_challenge_method", "S512")).await, "invalid_request");
 }
 
 #[tokio::test]
 async fn pkce_method_without_a_challenge_is_refused_with_invalid_request() {
-    let (app, client) = signed_in_setup().await;
-    let request = AuthRequest::new(&client).without("code_challenge");
-    assert_eq!(authorization_error(&app, &request).await, "invalid_request");
+    assert_eq!(signed_in_error(|r| r.without("code_challenge")).await, "invalid_request");
 }
 
 /// RFC 7636 §4.2: an S256 challenge is the 43 base64url characters of a SHA-256 digest.
@@ -186,9 +194,7 @@ async fn unknown_parameters_and_a_missing_nonce_do_not_stop_the_code_flow() {
 
 #[tokio::test]
 async fn scope_the_client_may_not_ask_for_is_refused_with_invalid_scope() {
-    let (app, client) = signed_in_setup().await;
-    let request = AuthRequest::new(&client).with("scope", "openid admin");
-    assert_eq!(authorization_error(&app, &request).await, "invalid_scope");
+    assert_eq!(signed_in_error(|r| r.with("scope", "openid admin")).await, "invalid_scope");
 }
 
 /// OIDC Core §3.1.2.1: the optional display and locale parameters, a login hint and ACR values do not stop
@@ -206,28 +212,48 @@ async fn optional_oidc_parameters_do_not_stop_the_code_flow() {
 
 /// OIDC Core §6: request objects are not supported, and say so at the client's redirect URI.
 #[tokio::test]
-async fn request_objects_are_refused_with_their_own_errors() {
-    let (app, client) = signed_in_setup().await;
-    let by_value = AuthRequest::new(&client).with("request", "eyJhbGciOiJub25lIn0.e30.");
-    assert_eq!(authorization_error(&app, &by_value).await, "request_not_supported");
-    let by_reference = AuthRequest::new(&client).with("request_uri", "https://rp.example/request.jwt");
-    assert_eq!(authorization_error(&app, &by_reference).await, "request_uri_not_supported");
+async fn a_request_object_by_value_is_refused_with_request_not_supported() {
+    let error = signed_in_error(|r| r.with("request", "eyJhbGciOiJub25lIn0.e30.")).await;
+    assert_eq!(error, "request_not_supported");
 }
 
-/// RFC 9700 §4.16 and §2.6: the authorization endpoint's pages (consent, an error) are never framed, cached
-/// or referred, and no other origin may read its answers.
 #[tokio::test]
-async fn authorization_pages_are_never_framed_cached_referred_or_shared_across_origins() {
+async fn a_request_object_by_reference_is_refused_with_request_uri_not_supported() {
+    let error = signed_in_error(|r| r.with("request_uri", "https://rp.example/request.jwt")).await;
+    assert_eq!(error, "request_uri_not_supported");
+}
+
+/// The headers of the authorization endpoint's answers to requests sent from another origin: the redirect to
+/// sign in, the consent page after it, and the error page for an unknown client.
+async fn authorization_answers_to_another_origin() -> [(&'static str, HeaderMap); 3] {
     let (app, client) = setup().await;
     let from_elsewhere = |path: String| app.browser.get(app.url(&path)).header("origin", "https://evil.example").send();
     let to_sign_in = from_elsewhere(AuthRequest::new(&client).path()).await.unwrap();
-    assert!(to_sign_in.headers().get("access-control-allow-origin").is_none(), "the redirect to sign in");
+    let redirect = to_sign_in.headers().clone();
     let consent = sign_in(&app, to_sign_in).await;
+    let consent_headers = consent.headers().clone();
+    consent_html(consent).await;
     let unknown_client = from_elsewhere(AuthRequest::new(&client).with("client_id", "nobody").path()).await.unwrap();
     assert_eq!(unknown_client.status(), 400);
-    for (what, page) in [("consent", &consent), ("an error page", &unknown_client)] {
-        assert_never_framed_cached_or_referred(page.headers(), what);
-        assert!(page.headers().get("access-control-allow-origin").is_none(), "{what}");
+    [
+        ("the redirect to sign in", redirect),
+        ("consent", consent_headers),
+        ("an error page", unknown_client.headers().clone()),
+    ]
+}
+
+/// RFC 9700 §4.16: the authorization endpoint's pages (consent, an error) are never framed, cached or referred.
+#[tokio::test]
+async fn authorization_pages_are_never_framed_cached_or_referred() {
+    for (what, headers) in authorization_answers_to_another_origin().await.iter().skip(1) {
+        assert_never_framed_cached_or_referred(headers, what);
     }
-    consent_html(consent).await;
+}
+
+/// RFC 9700 §2.6: no other origin may read the authorization endpoint's answers.
+#[tokio::test]
+async fn authorization_answers_are_never_shared_across_origins() {
+    for (what, headers) in authorization_answers_to_another_origin().await {
+        assert!(headers.get("access-control-allow-origin").is_none(), "{what}");
+    }
 }

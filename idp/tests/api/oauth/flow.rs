@@ -311,6 +311,13 @@ pub async fn authorization_error(app: &TestApp, request: &AuthRequest) -> String
     error_of(app, &app.get(&request.path()).await, request)
 }
 
+/// The [`authorization_error`] of a browser signed in as `EMAIL` ([`signed_in_setup`]), for its client's
+/// request as `edit` makes it.
+pub async fn signed_in_error(edit: impl FnOnce(AuthRequest) -> AuthRequest) -> String {
+    let (app, client) = signed_in_setup().await;
+    authorization_error(&app, &edit(AuthRequest::new(&client))).await
+}
+
 /// Like [`authorization_error`], for an answer already received.
 pub fn error_of(app: &TestApp, response: &reqwest::Response, request: &AuthRequest) -> String {
     let params = redirect_params(app, response, REDIRECT_URI);
