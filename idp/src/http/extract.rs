@@ -122,6 +122,13 @@ mod tests {
         Request::post("/").header("content-type", "application/x-www-form-urlencoded").body(Body::from(body)).unwrap()
     }
 
+    /// The status and the JSON body of `response`.
+    async fn json(response: axum::response::Response) -> (StatusCode, serde_json::Value) {
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
     #[tokio::test]
     async fn headers_and_body_reach_the_handler() {
         let response = echo(64).oneshot(form("grant_type=client_credentials")).await.unwrap();
@@ -132,10 +139,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_over_the_limit_is_refused_with_invalid_request() {
-        let response = echo(8).oneshot(form("grant_type=client_credentials")).await.unwrap();
-        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-        let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
-        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let (status, body) = json(echo(8).oneshot(form("grant_type=client_credentials")).await.unwrap()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["error"], "invalid_request");
         assert_eq!(body["error_description"], "the request body is too large");
     }
@@ -147,10 +152,8 @@ mod tests {
             Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "the client went away")),
         ]);
         let request = Request::post("/").body(Body::from_stream(cut_off)).unwrap();
-        let response = echo(64).oneshot(request).await.unwrap();
-        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-        let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
-        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let (status, body) = json(echo(64).oneshot(request).await.unwrap()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["error_description"], "the request body could not be read");
     }
 }
