@@ -70,9 +70,21 @@ pub async fn signed_in_setup() -> (TestApp, TestClient) {
 /// Like [`signed_in_setup`], with the client's consent given (one code flow done): a further authorization
 /// request gets a code without a page.
 pub async fn consented_setup() -> (TestApp, TestClient) {
-    let (app, client) = signed_in_setup().await;
-    authorize(&app, &AuthRequest::new(&client)).await;
+    let (app, client) = setup().await;
+    sign_in_and_consent(&app, &client).await;
     (app, client)
+}
+
+/// Like [`consented_setup`], on a server whose clock the test moves forward.
+pub async fn consented_setup_with_clock() -> (TestApp, TestClient, Arc<TestClock>) {
+    let (app, client, clock) = setup_with_clock().await;
+    sign_in_and_consent(&app, &client).await;
+    (app, client, clock)
+}
+
+async fn sign_in_and_consent(app: &TestApp, client: &TestClient) {
+    assert_eq!(app.login(EMAIL, PASSWORD).await.status(), 303, "sign-in failed");
+    authorize(app, &AuthRequest::new(client)).await;
 }
 
 /// A confidential web client with client_secret_basic and the default grants and scopes.

@@ -5,8 +5,8 @@ use std::time::Duration;
 use crate::helpers::{TestApp, new_browser};
 use crate::oauth::flow::{
     AuthRequest, PASSWORD, REDIRECT_URI, TestClient, assert_login_redirect, authorization_error, complete,
-    consent_html, consented_setup, exchange, id_token_claims, redirect_params, setup, sign_in, signed_in_error, tokens,
-    tokens_from,
+    consent_html, consented_setup, consented_setup_with_clock, exchange, id_token_claims, redirect_params, setup,
+    setup_with_clock, sign_in, signed_in_error, tokens, tokens_from,
 };
 
 #[tokio::test]
@@ -49,10 +49,10 @@ async fn prompt_consent_asks_again_despite_remembered_consent() {
 
 #[tokio::test]
 async fn max_age_zero_forces_sign_in_and_a_later_auth_time() {
-    let (app, client) = setup().await;
+    let (app, client, clock) = setup_with_clock().await;
     let first = tokens(&app, &client).await;
     let first = id_token_claims(&app, &client, first["id_token"].as_str().unwrap()).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_secs(1));
 
     let request = AuthRequest::new(&client).with("max_age", "0");
     let response = app.get(&request.path()).await;
@@ -80,18 +80,18 @@ async fn session_claims(app: &TestApp, client: &TestClient, request: &AuthReques
 
 #[tokio::test]
 async fn prompt_none_keeps_the_sessions_subject_and_auth_time() {
-    let (app, client) = consented_setup().await;
+    let (app, client, clock) = consented_setup_with_clock().await;
     let first = session_claims(&app, &client, &AuthRequest::new(&client)).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_secs(1));
     let silent = session_claims(&app, &client, &AuthRequest::new(&client).with("prompt", "none")).await;
     assert_eq!(silent, first);
 }
 
 #[tokio::test]
 async fn prompt_login_gives_a_later_auth_time() {
-    let (app, client) = consented_setup().await;
+    let (app, client, clock) = consented_setup_with_clock().await;
     let (_, before) = session_claims(&app, &client, &AuthRequest::new(&client)).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_secs(1));
 
     let request = AuthRequest::new(&client).with("prompt", "login");
     let params = complete(&app, sign_in(&app, app.get(&request.path()).await).await).await;

@@ -57,10 +57,10 @@ async fn refresh_with_a_wider_scope_is_refused_with_invalid_scope() {
 /// OIDC Core §12.2: the refreshed ID token is of the same authentication (`sub`, `auth_time`), issued anew.
 #[tokio::test]
 async fn refreshed_id_token_keeps_the_subject_and_auth_time_and_is_issued_later() {
-    let (app, client) = setup().await;
+    let (app, client, clock) = setup_with_clock().await;
     let first = tokens(&app, &client).await;
     let before = id_token_claims(&app, &client, &field(&first, "id_token")).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_secs(1));
     let second = tokens_from(refresh(&app, &client, &field(&first, "refresh_token"), None).await).await;
     let claims = id_token_claims(&app, &client, &field(&second, "id_token")).await;
     assert_eq!(claims["sub"], user_id(&app, EMAIL).await.as_str());
