@@ -155,6 +155,7 @@ impl AppState {
             keys: self.keys.clone(),
             http: self.http.clone(),
             wake: self.backchannel_wake.clone(),
+            clock: self.clock.clone(),
         };
         let (sessions, db, clock) = (self.sessions.clone(), self.db.clone(), self.clock.clone());
         // Rows are kept a day past expiry or revocation: long enough to recognise a replayed code.

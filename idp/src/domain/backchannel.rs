@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use time::OffsetDateTime;
 use tokio::sync::Notify;
 
 use super::keys::{JwtType, KeyRing, SigningAlgorithm};
 use super::tokens;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::storage::Database;
 use crate::storage::backchannel::Delivery;
@@ -79,13 +79,15 @@ pub struct Worker {
     pub keys: Arc<crate::storage::keystore::LiveKeyRing>,
     pub http: reqwest::Client,
     pub wake: Arc<Notify>,
+    /// The node's clock, which also dates the deliveries when sessions end.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Worker {
     /// Sends due deliveries until the task is aborted.
     pub async fn run(self) {
         loop {
-            if let Err(e) = self.send_due(OffsetDateTime::now_utc().unix_timestamp()).await {
+            if let Err(e) = self.send_due(self.clock.now().unix_timestamp()).await {
                 tracing::warn!(error = %e, "back-channel logout worker");
             }
             tokio::select! {

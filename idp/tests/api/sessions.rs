@@ -339,6 +339,20 @@ async fn logout_token_is_signed_with_the_algorithm_of_the_clients_id_tokens() {
     assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
 }
 
+/// The worker reads the time from the server's clock, as the session's end dated the delivery: a node's
+/// deliveries are due when that node says so.
+#[tokio::test]
+async fn logout_token_is_delivered_by_the_servers_clock() {
+    let clock = Arc::new(crate::helpers::TestClock::default());
+    let app = crate::helpers::spawn_app_with_clock(&[], clock.clone()).await;
+    app.create_user(EMAIL, PASSWORD).await;
+    let receiver = Receiver::start_on(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await;
+    client_with_backchannel(&app, &receiver.uri).await;
+    clock.advance(Duration::from_secs(3600));
+    end_current_session(&app).await;
+    assert!(receiver.wait_for_token(Duration::from_secs(10)).await.is_some(), "no logout token arrived");
+}
+
 #[tokio::test]
 async fn logout_token_is_still_delivered_after_the_receiver_was_down() {
     let app = crate::helpers::spawn_app().await;
