@@ -10,6 +10,7 @@
 #   SCENARIO=userinfo BACKEND=postgres PAIRS=3 bench/ab.sh OLD_IDP NEW_IDP
 #   TIMELINE=1 PAIRS=1 bench/ab.sh IDP IDP       # and when each run's slow answers came
 #   DUEL=1 PAIRS=4 SCENARIO=token-EdDSA bench/ab.sh OLD_IDP NEW_IDP   # both at once: CPU cost to about 2%
+#   DUEL=1 PAIRS=4 SCENARIO=jwks bench/ab.sh IDP floor-axum           # ours against the floor under a JWKS
 #
 # SCENARIO: refresh | code | introspect-refresh | introspect-access | userinfo (code: the authorization-code
 # grant, CODES codes minted into each run's copy just before it, as they live 60 s), or one that reads no user:
@@ -27,13 +28,25 @@
 # to about 2% (docs/performance-changes.md). Two servers on one core switch between each other and batch less,
 # so the absolute figures and the latencies are not those of a server alone: use it for what a change costs, not
 # for the tail.
+# B may be `floor-axum` or `floor-hyper` (with DUEL=1 and SCENARIO=jwks): idp/examples/http_floor.rs in that
+# mode, answering with the JWKS bytes and headers of A's server, which it meets at the same moments: what A's
+# JWKS request costs above the floor of its stack, to the duel's 2%, where a full run's floor servers, measured
+# after ours, meet the machine's drift (docs/performance-changes.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 
 [ $# -eq 2 ] || { sed -n '2,/^set /{/^set /!p}' "$0"; exit 2; }
-A=$(realpath "$1") B=$(realpath "$2")
+A=$(realpath "$1")
 SCENARIO=${SCENARIO:-refresh}
+FLOOR=
+case $2 in
+  floor-axum | floor-hyper)
+    [ -n "${DUEL:-}" ] && [ "$SCENARIO" = jwks ] || { echo "B=$2 needs DUEL=1 and SCENARIO=jwks"; exit 2; }
+    FLOOR=${2#floor-} B=${CARGO_TARGET_DIR:-$HOME/.cache/idp-bench-target}/release/examples/http_floor
+    [ -x "$B" ] || { echo "bench/ab.sh needs $B (cargo build --release -p idp --example http_floor)"; exit 1; } ;;
+  *) B=$(realpath "$2") ;;
+esac
 ALG=ES256
 case $SCENARIO in
   refresh | code | introspect-refresh | introspect-access | userinfo) ;;
@@ -142,6 +155,15 @@ if [ -n "${DUEL:-}" ]; then connections=$((CONNECTIONS / 2)); fi
 start() {
   local db bin port seed
   place "$1"
+  if [ "$1" = B ] && [ -n "$FLOOR" ]; then
+    # A's server is up (a duel starts A first): the floor answers with its JWKS and the headers it sent.
+    curl -sf -D "$work/jwks.head" -o "$work/jwks.json" "http://127.0.0.1:$PORT/jwks"
+    taskset -c "$SERVER_CPU" "$bin" "$FLOOR" "127.0.0.1:$port" "$work/jwks.json" "$work/jwks.head" \
+      >"$work/server-B.log" 2>&1 &
+    servers+=($!)
+    wait_serving "$!" "$work/server-B.log" "http://127.0.0.1:$port/jwks"
+    return
+  fi
   db=$(fresh_db "${1,,}")
   if [ "$SCENARIO" = code ]; then env $(idp_env "$db") "$SEED" --codes "$codes" --out "$seed"; fi
   # Listening on its port, but one issuer for both servers of a duel: the seeded access tokens name the first.
@@ -163,7 +185,7 @@ if r["non_2xx"] or r["socket_errors"]:
 rate = r["requests"] / (r["duration_us"] / 1e6)
 cpu = ticks / hz * 1e6 / r["requests"]
 print(f"{build:<5}{pair:<6}{rate:9.0f} {r['p50_us'] / 1000:9.2f} {r['p99_us'] / 1000:9.2f} "
-      f"{r['p999_us'] / 1000:9.2f} {cpu:9.0f}")
+      f"{r['p999_us'] / 1000:9.2f} {cpu:9.1f}")
 EOF
   if [ -n "${TIMELINE:-}" ]; then python3 bench/timeline.py "$work/server-$1.log" | sed 's/^/    /'; fi
 }
