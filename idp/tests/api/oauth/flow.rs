@@ -63,7 +63,7 @@ async fn user_and_client(app: TestApp) -> (TestApp, TestClient) {
 /// Like [`setup`], with the browser signed in as `EMAIL` (but no consent given yet).
 pub async fn signed_in_setup() -> (TestApp, TestClient) {
     let (app, client) = setup().await;
-    assert_eq!(app.login(EMAIL, PASSWORD).await.status(), 303, "sign-in failed");
+    sign_in_as_email(&app).await;
     (app, client)
 }
 
@@ -82,8 +82,14 @@ pub async fn consented_setup_with_clock() -> (TestApp, TestClient, Arc<TestClock
     (app, client, clock)
 }
 
-async fn sign_in_and_consent(app: &TestApp, client: &TestClient) {
+/// The browser signed in as `EMAIL`.
+async fn sign_in_as_email(app: &TestApp) {
     assert_eq!(app.login(EMAIL, PASSWORD).await.status(), 303, "sign-in failed");
+}
+
+/// The browser signed in as `EMAIL`, having consented to `client` (one code flow done).
+async fn sign_in_and_consent(app: &TestApp, client: &TestClient) {
+    sign_in_as_email(app).await;
     authorize(app, &AuthRequest::new(client)).await;
 }
 
