@@ -42,7 +42,8 @@ SCENARIO=${SCENARIO:-refresh}
 FLOOR=
 case $2 in
   floor-axum | floor-hyper)
-    [ -n "${DUEL:-}" ] && [ "$SCENARIO" = jwks ] || { echo "B=$2 needs DUEL=1 and SCENARIO=jwks"; exit 2; }
+    [ -n "${DUEL:-}" ] && [ "$SCENARIO" = jwks ] && [ -z "${TIMELINE:-}" ] ||
+      { echo "B=$2 needs DUEL=1 and SCENARIO=jwks, without TIMELINE (the floor logs no answers)"; exit 2; }
     FLOOR=${2#floor-} B=${CARGO_TARGET_DIR:-$HOME/.cache/idp-bench-target}/release/examples/http_floor
     [ -x "$B" ] || { echo "bench/ab.sh needs $B (cargo build --release -p idp --example http_floor)"; exit 1; } ;;
   *) B=$(realpath "$2") ;;
