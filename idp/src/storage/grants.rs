@@ -445,7 +445,8 @@ impl<'a> Grants<'a> {
         Ok(())
     }
 
-    /// The browser sessions (`sid`s) that the user's live grants were issued in. A grant outlives its session's
+    /// The browser sessions (`sid`s) that the user's live grants were issued in, in the order of their `sid`s,
+    /// each once. A grant outlives its session's
     /// entry in the session store: an `offline_access` refresh token lasts weeks, a signed-in session idles
     /// out in hours.
     pub async fn sessions_with_live_grants(&self, user_id: &str, now: i64) -> Result<Vec<String>, StorageError> {

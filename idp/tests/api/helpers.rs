@@ -117,6 +117,7 @@ pub struct TestClock {
 }
 
 impl TestClock {
+    /// Moves the clock forward by the whole seconds of `by` (the server's times are Unix seconds).
     pub fn advance(&self, by: std::time::Duration) {
         self.ahead_secs.fetch_add(i64::try_from(by.as_secs()).unwrap(), Ordering::SeqCst);
     }
@@ -126,6 +127,12 @@ impl Clock for TestClock {
     fn now(&self) -> time::OffsetDateTime {
         time::OffsetDateTime::now_utc() + time::Duration::seconds(self.ahead_secs.load(Ordering::SeqCst))
     }
+}
+
+/// [`spawn_app`], on a [`TestClock`] the test moves forward.
+pub async fn spawn_app_with_test_clock() -> (TestApp, Arc<TestClock>) {
+    let clock = Arc::new(TestClock::default());
+    (spawn_app_with_clock(&[], clock.clone()).await, clock)
 }
 
 /// [`spawn_app_with`], on `clock`.

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::helpers::{TestApp, browser_with_agent};
 use crate::oauth::flow::{
     AuthRequest, EMAIL, PASSWORD, TestClient, assert_inactive, field, introspect, oauth_error, refresh, register,
-    setup, tokens, tokens_for, user_id, web_app,
+    setup, sign_in_as_email, tokens, tokens_for, user_id, web_app,
 };
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
@@ -119,7 +119,7 @@ async fn ending_all_other_sessions_revokes_the_tokens_of_sessions_already_idled_
         assert!(app.state.sessions.revoke(&user, &record.id).await.unwrap());
     }
     app.browser = browser_with_agent(SAFARI);
-    assert_eq!(app.login(EMAIL, PASSWORD).await.status(), 303, "sign-in failed");
+    sign_in_as_email(&app).await;
     assert_eq!(my_sessions(&app).await.len(), 1, "only the Safari session is listed");
 
     let response = app.browser.delete(app.url("/api/account/sessions")).send().await.unwrap();
@@ -343,8 +343,7 @@ async fn logout_token_is_signed_with_the_algorithm_of_the_clients_id_tokens() {
 /// deliveries are due when that node says so.
 #[tokio::test]
 async fn logout_token_is_delivered_by_the_servers_clock() {
-    let clock = Arc::new(crate::helpers::TestClock::default());
-    let app = crate::helpers::spawn_app_with_clock(&[], clock.clone()).await;
+    let (app, clock) = crate::helpers::spawn_app_with_test_clock().await;
     app.create_user(EMAIL, PASSWORD).await;
     let receiver = Receiver::start_on(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await;
     client_with_backchannel(&app, &receiver.uri).await;

@@ -7,7 +7,7 @@ use reqwest::header::HeaderMap;
 use crate::helpers::{TestApp, assert_never_framed_cached_or_referred};
 use crate::oauth::flow::{
     AuthRequest, OTHER_REDIRECT_URI, TestClient, authorization_error, authorize, complete, complete_to, consent_html,
-    error_of, exchange, native_app, register, setup, sign_in, signed_in_error, signed_in_setup, tokens_from, web_app,
+    error_of, native_app, register, setup, sign_in, signed_in_error, signed_in_setup, tokens_for, web_app,
 };
 
 #[tokio::test]
@@ -67,12 +67,16 @@ async fn unregistered_redirect_uri_gets_an_error_page_and_no_redirect() {
             Some(uri) => AuthRequest::new(&client).with("redirect_uri", uri),
             None => AuthRequest::new(&client).without("redirect_uri"),
         };
-        let response = app.get(&request.path()).await;
-        assert_eq!(response.status(), 400, "{reason}");
-        assert!(response.headers().get("location").is_none(), "{reason}: redirected");
-        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
-        assert!(content_type.starts_with("text/html"), "{reason}: {content_type}");
+        assert_error_page(&app.get(&request.path()).await, reason);
     }
+}
+
+/// A request the server cannot trust to redirect (RFC 6749 §4.1.2.1): a 400 page in HTML, and no redirect.
+fn assert_error_page(response: &reqwest::Response, context: &str) {
+    assert_eq!(response.status(), 400, "{context}");
+    assert!(response.headers().get("location").is_none(), "{context}: redirected");
+    let content_type = response.headers()["content-type"].to_str().unwrap();
+    assert!(content_type.starts_with("text/html"), "{context}: {content_type}");
 }
 
 /// A redirect URI registered with a query, the only one of its client.
@@ -90,9 +94,7 @@ async fn client_with_a_query_in_its_redirect_uri() -> (TestApp, TestClient) {
 async fn a_redirect_uri_with_another_query_than_the_registered_one_gets_an_error_page() {
     let (app, client) = client_with_a_query_in_its_redirect_uri().await;
     let other_query = AuthRequest::new(&client).with("redirect_uri", "http://127.0.0.1:9/cb?tenant=b");
-    let response = app.get(&other_query.path()).await;
-    assert_eq!(response.status(), 400);
-    assert!(response.headers().get("location").is_none(), "redirected");
+    assert_error_page(&app.get(&other_query.path()).await, "another query");
 }
 
 /// The exact registered query matches, and the answer keeps it beside its own parameters.
@@ -109,10 +111,7 @@ async fn the_registered_query_gets_the_code_beside_it() {
 async fn unknown_client_gets_an_error_page_and_no_redirect() {
     let (app, client) = signed_in_setup().await;
     let request = AuthRequest::new(&client).with("client_id", "00000000-0000-4000-8000-000000000000");
-    let response = app.get(&request.path()).await;
-    assert_eq!(response.status(), 400);
-    assert!(response.headers().get("location").is_none());
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert_error_page(&app.get(&request.path()).await, "an unknown client");
 }
 
 #[tokio::test]
@@ -182,13 +181,19 @@ async fn challenge_that_is_not_43_base64url_characters_is_refused_with_invalid_r
     }
 }
 
-/// Conformance suite: unknown parameters are ignored, and the code flow needs no `nonce`.
+/// Conformance suite: unknown parameters are ignored.
 #[tokio::test]
-async fn unknown_parameters_and_a_missing_nonce_do_not_stop_the_code_flow() {
+async fn an_unknown_parameter_does_not_stop_the_code_flow() {
     let (app, client) = setup().await;
-    let request = AuthRequest::new(&client).with("extra", "foobar").without("nonce");
-    let params = authorize(&app, &request).await;
-    let tokens = tokens_from(exchange(&app, &client, &params, &request).await).await;
+    let tokens = tokens_for(&app, &client, &AuthRequest::new(&client).with("extra", "foobar")).await;
+    assert!(tokens["id_token"].is_string(), "{tokens}");
+}
+
+/// Conformance suite: the code flow needs no `nonce` (OIDC Core §3.1.2.1: it is optional there).
+#[tokio::test]
+async fn the_code_flow_without_a_nonce_gets_an_id_token() {
+    let (app, client) = setup().await;
+    let tokens = tokens_for(&app, &client, &AuthRequest::new(&client).without("nonce")).await;
     assert!(tokens["id_token"].is_string(), "{tokens}");
 }
 
@@ -223,9 +228,12 @@ async fn a_request_object_by_reference_is_refused_with_request_uri_not_supported
     assert_eq!(error, "request_uri_not_supported");
 }
 
+/// One answer's headers, with what it is.
+type Answer = (&'static str, HeaderMap);
+
 /// The headers of the authorization endpoint's answers to requests sent from another origin: the redirect to
-/// sign in, the consent page after it, and the error page for an unknown client.
-async fn authorization_answers_to_another_origin() -> [(&'static str, HeaderMap); 3] {
+/// sign in, then its pages (the consent page after it, and the error page for an unknown client).
+async fn authorization_answers_to_another_origin() -> (Answer, [Answer; 2]) {
     let (app, client) = setup().await;
     let from_elsewhere = |path: String| app.browser.get(app.url(&path)).header("origin", "https://evil.example").send();
     let to_sign_in = from_elsewhere(AuthRequest::new(&client).path()).await.unwrap();
@@ -235,17 +243,15 @@ async fn authorization_answers_to_another_origin() -> [(&'static str, HeaderMap)
     consent_html(consent).await;
     let unknown_client = from_elsewhere(AuthRequest::new(&client).with("client_id", "nobody").path()).await.unwrap();
     assert_eq!(unknown_client.status(), 400);
-    [
-        ("the redirect to sign in", redirect),
-        ("consent", consent_headers),
-        ("an error page", unknown_client.headers().clone()),
-    ]
+    let pages = [("consent", consent_headers), ("an error page", unknown_client.headers().clone())];
+    (("the redirect to sign in", redirect), pages)
 }
 
 /// RFC 9700 §4.16: the authorization endpoint's pages (consent, an error) are never framed, cached or referred.
 #[tokio::test]
 async fn authorization_pages_are_never_framed_cached_or_referred() {
-    for (what, headers) in authorization_answers_to_another_origin().await.iter().skip(1) {
+    let (_redirect, pages) = authorization_answers_to_another_origin().await;
+    for (what, headers) in &pages {
         assert_never_framed_cached_or_referred(headers, what);
     }
 }
@@ -253,7 +259,8 @@ async fn authorization_pages_are_never_framed_cached_or_referred() {
 /// RFC 9700 §2.6: no other origin may read the authorization endpoint's answers.
 #[tokio::test]
 async fn authorization_answers_are_never_shared_across_origins() {
-    for (what, headers) in authorization_answers_to_another_origin().await {
+    let (redirect, pages) = authorization_answers_to_another_origin().await;
+    for (what, headers) in std::iter::once(redirect).chain(pages) {
         assert!(headers.get("access-control-allow-origin").is_none(), "{what}");
     }
 }

@@ -3,8 +3,8 @@
 
 use crate::helpers::TestApp;
 use crate::oauth::flow::{
-    AuthRequest, POST_LOGOUT_REDIRECT_URI, REDIRECT_URI, TestClient, authorization_error, field, hidden_value,
-    location, redirect_params, setup, tokens,
+    AuthRequest, POST_LOGOUT_REDIRECT_URI, REDIRECT_URI, TestClient, authorization_error, consented_setup, field,
+    hidden_value, location, redirect_params, setup, tokens,
 };
 
 /// `/end_session?id_token_hint=…&post_logout_redirect_uri=…&state=xyz`
@@ -52,21 +52,33 @@ async fn end_session_never_redirects_to_an_unregistered_uri() {
     }
 }
 
-/// RP-Initiated Logout §2: without an `id_token_hint` the person is asked first; the session ends only when
-/// they confirm (a form with a CSRF token).
-#[tokio::test]
-async fn end_session_without_a_hint_asks_first_and_signs_out_once_confirmed() {
-    let (app, client) = setup().await;
-    tokens(&app, &client).await;
+/// The confirmation page of `/end_session` without an `id_token_hint`.
+async fn confirmation_page(app: &TestApp) -> String {
     let page = app.get("/end_session").await;
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     assert!(html.contains("Sign out?"), "{html}");
+    html
+}
+
+/// RP-Initiated Logout §2: without an `id_token_hint` the person is asked first, and stays signed in until
+/// they answer.
+#[tokio::test]
+async fn end_session_without_a_hint_asks_before_signing_out() {
+    let (app, client) = consented_setup().await;
+    confirmation_page(&app).await;
     let silent = AuthRequest::new(&client).with("prompt", "none");
     let before = redirect_params(&app, &app.get(&silent.path()).await, REDIRECT_URI);
     assert!(before.contains_key("code"), "still signed in until confirmed: {before:?}");
+}
 
+/// The session ends when the person confirms (a form with a CSRF token).
+#[tokio::test]
+async fn confirming_end_session_signs_out() {
+    let (app, client) = consented_setup().await;
+    let html = confirmation_page(&app).await;
     let confirmed = app.post_form("/end_session", &[("csrf_token", &hidden_value(&html, "csrf_token"))]).await;
     assert_eq!(confirmed.status(), 200);
+    let silent = AuthRequest::new(&client).with("prompt", "none");
     assert_eq!(authorization_error(&app, &silent).await, "login_required");
 }

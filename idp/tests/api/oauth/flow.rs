@@ -17,7 +17,7 @@ use openidconnect::{
 use serde_json::Value;
 use url::Url;
 
-use crate::helpers::{TestApp, TestClock, csrf_token_in, spawn_app, spawn_app_with_clock};
+use crate::helpers::{TestApp, TestClock, csrf_token_in, spawn_app, spawn_app_with_test_clock};
 
 pub const EMAIL: &str = "alice@example.com";
 pub const PASSWORD: &str = "correct horse battery";
@@ -49,8 +49,8 @@ pub async fn setup() -> (TestApp, TestClient) {
 
 /// Like [`setup`], on a server whose clock the test moves forward.
 pub async fn setup_with_clock() -> (TestApp, TestClient, Arc<TestClock>) {
-    let clock = Arc::new(TestClock::default());
-    let (app, client) = user_and_client(spawn_app_with_clock(&[], clock.clone()).await).await;
+    let (app, clock) = spawn_app_with_test_clock().await;
+    let (app, client) = user_and_client(app).await;
     (app, client, clock)
 }
 
@@ -58,6 +58,14 @@ async fn user_and_client(app: TestApp) -> (TestApp, TestClient) {
     app.create_user(EMAIL, PASSWORD).await;
     let client = register(&app, web_app()).await;
     (app, client)
+}
+
+/// Like [`setup`], with the tokens of one code flow of the client, and a second client registered alike.
+pub async fn tokens_and_another_client() -> (TestApp, TestClient, TestClient, Value) {
+    let (app, client) = setup().await;
+    let other = register(&app, web_app()).await;
+    let tokens = tokens(&app, &client).await;
+    (app, client, other, tokens)
 }
 
 /// Like [`setup`], with the browser signed in as `EMAIL` (but no consent given yet).
@@ -83,7 +91,7 @@ pub async fn consented_setup_with_clock() -> (TestApp, TestClient, Arc<TestClock
 }
 
 /// The browser signed in as `EMAIL`.
-async fn sign_in_as_email(app: &TestApp) {
+pub async fn sign_in_as_email(app: &TestApp) {
     assert_eq!(app.login(EMAIL, PASSWORD).await.status(), 303, "sign-in failed");
 }
 

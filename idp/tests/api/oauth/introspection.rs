@@ -2,8 +2,8 @@
 
 use crate::helpers::TestApp;
 use crate::oauth::flow::{
-    EMAIL, assert_inactive, backchannel, field, introspect, json, refresh, register, resign_access_token, revoke,
-    setup, tokens, user_id, web_app,
+    EMAIL, assert_inactive, backchannel, field, introspect, json, refresh, resign_access_token, revoke, setup, tokens,
+    tokens_and_another_client, user_id,
 };
 
 /// A POST of `token` to `path` with no client credentials.
@@ -87,9 +87,7 @@ async fn revoking_a_refresh_token_revokes_its_access_tokens() {
 /// for an unknown token, and revokes nothing.
 #[tokio::test]
 async fn revoking_another_clients_tokens_leaves_them_working() {
-    let (app, client) = setup().await;
-    let other = register(&app, web_app()).await;
-    let body = tokens(&app, &client).await;
+    let (app, client, other, body) = tokens_and_another_client().await;
     for token in [field(&body, "access_token"), field(&body, "refresh_token")] {
         assert_eq!(revoke(&app, &other, &token).await.status(), 200);
     }
@@ -108,9 +106,7 @@ async fn revocation_without_client_authentication_is_401() {
 /// Resource servers introspect the access tokens of the apps that call them.
 #[tokio::test]
 async fn another_client_introspects_an_access_token_as_active() {
-    let (app, client) = setup().await;
-    let resource_server = register(&app, web_app()).await;
-    let body = tokens(&app, &client).await;
+    let (app, client, resource_server, body) = tokens_and_another_client().await;
     let access = introspect(&app, &resource_server, &field(&body, "access_token")).await;
     assert_eq!(access["active"], true, "{access}");
     assert_eq!(access["client_id"], client.id.as_str());
@@ -120,9 +116,7 @@ async fn another_client_introspects_an_access_token_as_active() {
 /// still sees it active.
 #[tokio::test]
 async fn another_client_introspects_a_refresh_token_as_exactly_inactive() {
-    let (app, client) = setup().await;
-    let other = register(&app, web_app()).await;
-    let body = tokens(&app, &client).await;
+    let (app, client, other, body) = tokens_and_another_client().await;
     assert_inactive(&introspect(&app, &other, &field(&body, "refresh_token")).await);
     assert_eq!(introspect(&app, &client, &field(&body, "refresh_token")).await["active"], true);
 }

@@ -57,11 +57,22 @@ async fn max_age_zero_forces_sign_in_and_a_later_auth_time() {
     let request = AuthRequest::new(&client).with("max_age", "0");
     let response = app.get(&request.path()).await;
     assert_login_redirect(&app, &response);
-    let params = complete(&app, sign_in(&app, response).await).await;
-    let second = tokens_from(exchange(&app, &client, &params, &request).await).await;
-    let second = id_token_claims(&app, &client, second["id_token"].as_str().unwrap()).await;
-    let (before, after) = (first["auth_time"].as_i64().unwrap(), second["auth_time"].as_i64().unwrap());
+    let (before, after) =
+        (first["auth_time"].as_i64().unwrap(), signed_in_again(&app, &client, &request, response).await);
     assert!(after > before, "auth_time {after} is the new sign-in, after {before}");
+}
+
+/// The `auth_time` of the ID token that `request` gets once the person signs in again on the sign-in page
+/// that `response` (the authorization endpoint's answer to `request`) leads to.
+async fn signed_in_again(
+    app: &TestApp,
+    client: &TestClient,
+    request: &AuthRequest,
+    response: reqwest::Response,
+) -> i64 {
+    let params = complete(app, sign_in(app, response).await).await;
+    let tokens = tokens_from(exchange(app, client, &params, request).await).await;
+    id_token_claims(app, client, tokens["id_token"].as_str().unwrap()).await["auth_time"].as_i64().unwrap()
 }
 
 /// The ID token of a code for `request`, given at once: the browser is signed in and has consented.
@@ -94,10 +105,8 @@ async fn prompt_login_gives_a_later_auth_time() {
     clock.advance(Duration::from_secs(1));
 
     let request = AuthRequest::new(&client).with("prompt", "login");
-    let params = complete(&app, sign_in(&app, app.get(&request.path()).await).await).await;
-    let tokens = tokens_from(exchange(&app, &client, &params, &request).await).await;
-    let after = id_token_claims(&app, &client, tokens["id_token"].as_str().unwrap()).await["auth_time"].as_i64();
-    assert!(after.unwrap() > before, "auth_time {after:?} is the new sign-in, after {before}");
+    let after = signed_in_again(&app, &client, &request, app.get(&request.path()).await).await;
+    assert!(after > before, "auth_time {after} is the new sign-in, after {before}");
 }
 
 #[tokio::test]

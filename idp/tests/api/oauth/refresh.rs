@@ -3,9 +3,12 @@
 
 use std::time::Duration;
 
+use serde_json::Value;
+
+use crate::helpers::TestApp;
 use crate::oauth::flow::{
-    AuthRequest, EMAIL, assert_inactive, field, id_token_claims, introspect, oauth_error, refresh, register, setup,
-    setup_with_clock, tokens, tokens_for, tokens_from, user_id, web_app,
+    AuthRequest, EMAIL, assert_inactive, field, id_token_claims, introspect, oauth_error, refresh, setup,
+    setup_with_clock, tokens, tokens_and_another_client, tokens_for, tokens_from, user_id,
 };
 
 #[tokio::test]
@@ -54,18 +57,31 @@ async fn refresh_with_a_wider_scope_is_refused_with_invalid_scope() {
     assert_eq!(oauth_error(wider).await, (400, "invalid_scope".to_owned()));
 }
 
-/// OIDC Core §12.2: the refreshed ID token is of the same authentication (`sub`, `auth_time`), issued anew.
-#[tokio::test]
-async fn refreshed_id_token_keeps_the_subject_and_auth_time_and_is_issued_later() {
+/// The claims of the ID token of a code flow, and of the one its refresh token gets a second later, with the
+/// server that issued them.
+async fn id_token_claims_before_and_after_a_refresh() -> (TestApp, Value, Value) {
     let (app, client, clock) = setup_with_clock().await;
     let first = tokens(&app, &client).await;
     let before = id_token_claims(&app, &client, &field(&first, "id_token")).await;
     clock.advance(Duration::from_secs(1));
     let second = tokens_from(refresh(&app, &client, &field(&first, "refresh_token"), None).await).await;
-    let claims = id_token_claims(&app, &client, &field(&second, "id_token")).await;
-    assert_eq!(claims["sub"], user_id(&app, EMAIL).await.as_str());
-    assert_eq!(claims["auth_time"], before["auth_time"]);
-    assert!(claims["iat"].as_i64() > before["iat"].as_i64(), "{} after {}", claims["iat"], before["iat"]);
+    let after = id_token_claims(&app, &client, &field(&second, "id_token")).await;
+    (app, before, after)
+}
+
+/// OIDC Core §12.2: the refreshed ID token is of the same authentication (`sub`, `auth_time`).
+#[tokio::test]
+async fn refreshed_id_token_keeps_the_subject_and_auth_time() {
+    let (app, before, after) = id_token_claims_before_and_after_a_refresh().await;
+    assert_eq!(after["sub"], user_id(&app, EMAIL).await.as_str());
+    assert_eq!(after["auth_time"], before["auth_time"]);
+}
+
+/// OIDC Core §12.2: the refreshed ID token is issued anew.
+#[tokio::test]
+async fn refreshed_id_token_is_issued_later() {
+    let (_app, before, after) = id_token_claims_before_and_after_a_refresh().await;
+    assert!(after["iat"].as_i64() > before["iat"].as_i64(), "{} after {}", after["iat"], before["iat"]);
 }
 
 /// Reference #46: two concurrent refreshes of one token: exactly one succeeds, and the family revocation
@@ -109,9 +125,7 @@ async fn a_refresh_token_of_the_earlier_form_still_refreshes() {
 /// RFC 6749 §6: a refresh token is bound to the client it was issued to.
 #[tokio::test]
 async fn a_refresh_token_presented_by_another_client_is_refused_with_invalid_grant() {
-    let (app, client) = setup().await;
-    let other = register(&app, web_app()).await;
-    let first = tokens(&app, &client).await;
+    let (app, _, other, first) = tokens_and_another_client().await;
     let stolen = refresh(&app, &other, &field(&first, "refresh_token"), None).await;
     assert_eq!(oauth_error(stolen).await, (400, "invalid_grant".to_owned()));
 }
@@ -119,9 +133,7 @@ async fn a_refresh_token_presented_by_another_client_is_refused_with_invalid_gra
 /// Another client's attempt is not a reuse of the token: it still works for its own client.
 #[tokio::test]
 async fn another_clients_attempt_leaves_the_refresh_token_working_for_its_own() {
-    let (app, client) = setup().await;
-    let other = register(&app, web_app()).await;
-    let first = tokens(&app, &client).await;
+    let (app, client, other, first) = tokens_and_another_client().await;
     refresh(&app, &other, &field(&first, "refresh_token"), None).await;
     assert_eq!(refresh(&app, &client, &field(&first, "refresh_token"), None).await.status(), 200);
 }

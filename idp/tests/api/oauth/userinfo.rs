@@ -1,5 +1,6 @@
 //! The UserInfo endpoint (OIDC Core §5.3) and its bearer-token errors (RFC 6750 §3).
 
+use crate::helpers::TestApp;
 use crate::oauth::flow::{
     AuthRequest, EMAIL, backchannel, client_credentials, field, id_token_claims, json, register, resign_access_token,
     revoke, service, setup, tokens, tokens_for,
@@ -59,14 +60,19 @@ async fn userinfo_without_a_token_answers_401_with_a_bearer_challenge() {
     assert!(challenge(&response).starts_with("Bearer"), "{}", challenge(&response));
 }
 
+/// Userinfo refuses `token` with `status` and a challenge naming `error` (RFC 6750 §3.1).
+async fn assert_userinfo_refused(app: &TestApp, token: &str, status: u16, error: &str) {
+    let response = backchannel().get(app.url("/userinfo")).bearer_auth(token).send().await.unwrap();
+    assert_eq!(response.status(), status);
+    assert!(challenge(&response).contains(error), "{}", challenge(&response));
+}
+
 #[tokio::test]
 async fn userinfo_with_a_revoked_token_answers_401_invalid_token() {
     let (app, client) = setup().await;
     let access_token = field(&tokens(&app, &client).await, "access_token");
     revoke(&app, &client, &access_token).await;
-    let response = backchannel().get(app.url("/userinfo")).bearer_auth(&access_token).send().await.unwrap();
-    assert_eq!(response.status(), 401);
-    assert!(challenge(&response).contains("invalid_token"), "{}", challenge(&response));
+    assert_userinfo_refused(&app, &access_token, 401, "invalid_token").await;
 }
 
 #[tokio::test]
@@ -77,9 +83,7 @@ async fn userinfo_with_a_user_token_naming_no_grant_answers_401_invalid_token() 
     let response = backchannel().get(app.url("/userinfo")).bearer_auth(&same).send().await.unwrap();
     assert_eq!(response.status(), 200, "the same claims, signed again");
     let without_grant = resign_access_token(&app, &access_token, |claims| claims["jti"] = "no-grant".into());
-    let response = backchannel().get(app.url("/userinfo")).bearer_auth(&without_grant).send().await.unwrap();
-    assert_eq!(response.status(), 401);
-    assert!(challenge(&response).contains("invalid_token"), "{}", challenge(&response));
+    assert_userinfo_refused(&app, &without_grant, 401, "invalid_token").await;
 }
 
 #[tokio::test]
@@ -87,9 +91,7 @@ async fn userinfo_with_a_client_credentials_token_answers_403_insufficient_scope
     let (app, _) = setup().await;
     let client = register(&app, service()).await;
     let access_token = field(&json(client_credentials(&app, &client).await).await.1, "access_token");
-    let response = backchannel().get(app.url("/userinfo")).bearer_auth(&access_token).send().await.unwrap();
-    assert_eq!(response.status(), 403);
-    assert!(challenge(&response).contains("insufficient_scope"), "{}", challenge(&response));
+    assert_userinfo_refused(&app, &access_token, 403, "insufficient_scope").await;
 }
 
 /// RFC 6750 §2.3 is not offered: a token in the query string ends up in logs and histories, so it is no
@@ -109,7 +111,5 @@ async fn userinfo_with_a_user_token_without_openid_answers_403_insufficient_scop
     let (app, client) = setup().await;
     let request = AuthRequest::new(&client).with("scope", "email offline_access");
     let access_token = field(&tokens_for(&app, &client, &request).await, "access_token");
-    let response = backchannel().get(app.url("/userinfo")).bearer_auth(&access_token).send().await.unwrap();
-    assert_eq!(response.status(), 403);
-    assert!(challenge(&response).contains("insufficient_scope"), "{}", challenge(&response));
+    assert_userinfo_refused(&app, &access_token, 403, "insufficient_scope").await;
 }
