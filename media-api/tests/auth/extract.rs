@@ -10,7 +10,7 @@ use media_api::auth::{AuthError, Authenticated, Validator};
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 
-use crate::helpers::{TestIssuer, TestKey};
+use crate::helpers::{LEEWAY, TestIssuer, TestKey};
 
 async fn read_media(Authenticated(principal): Authenticated) -> Result<String, AuthError> {
     principal.require_scope("media.read")?;
@@ -85,7 +85,7 @@ async fn request_without_a_token_gets_a_bare_bearer_challenge() {
 #[tokio::test]
 async fn request_with_an_expired_token_gets_invalid_token() {
     let api = Api::start().await;
-    let token = api.token(|now, claims| AccessTokenClaims { iat: now - 600, exp: now - 61, ..claims });
+    let token = api.token(|now, claims| AccessTokenClaims { iat: now - 600, exp: now - LEEWAY - 1, ..claims });
     let response = api.http.get(api.media()).bearer_auth(token).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(challenge(&response), "Bearer error=\"invalid_token\", error_description=\"the access token expired\"");

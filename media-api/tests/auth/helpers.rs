@@ -20,6 +20,8 @@ pub const AUDIENCE: &str = "https://media.example/api";
 /// The fixed "now" of the tests, Unix seconds.
 pub const NOW: i64 = 1_800_000_000;
 pub const TTL: i64 = 300;
+/// The validator's leeway for clock skew, in seconds: a token is accepted until this long after its `exp`.
+pub const LEEWAY: i64 = ValidatorConfig::DEFAULT_LEEWAY.as_secs() as i64;
 
 pub fn at(secs: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(secs).unwrap()
