@@ -43,8 +43,9 @@ impl EmbeddedStore {
         Ok(EmbeddedStore { pool })
     }
 
-    /// Inserts (`create`: only if the id is free) or upserts the record; an expired record is deleted
-    /// instead (`create`: left alone). Returns false only when `create` met an existing id.
+    /// Inserts the record (`create`: only if the id is free) or updates it (save: only if its session is
+    /// still there and unexpired, so that a save never brings back a deleted session); an expired record is
+    /// deleted instead (`create`: left alone). Returns false only when `create` met an existing id.
     pub(crate) async fn write(&self, record: &Record, now: i64, create: bool) -> Result<bool, Error> {
         let expires_at = crate::unix_ms(record.expiry_date);
         if expires_at <= now {
@@ -54,23 +55,20 @@ impl EmbeddedStore {
             return Ok(true);
         }
         let data = encode(&record.data)?;
-        let sql = if create {
-            "INSERT INTO sessions (id, user_id, data, expires_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (id) DO NOTHING"
+        let query = if create {
+            sqlx::query(
+                "INSERT INTO sessions (id, user_id, data, expires_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
         } else {
-            "INSERT INTO sessions (id, user_id, data, expires_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, data = excluded.data, \
-             expires_at = excluded.expires_at"
+            sqlx::query(
+                "UPDATE sessions SET user_id = $2, data = $3, expires_at = $4 WHERE id = $1 AND expires_at > $5",
+            )
         };
-        let done = sqlx::query(sql)
-            .bind(record.id.to_string())
-            .bind(user_of(&record.data))
-            .bind(data)
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await
-            .map_err(db("storing a session"))?;
-        Ok(done.rows_affected() > 0)
+        let query = query.bind(record.id.to_string()).bind(user_of(&record.data)).bind(data).bind(expires_at);
+        let query = if create { query } else { query.bind(now) };
+        let done = query.execute(&self.pool).await.map_err(db("storing a session"))?;
+        Ok(!create || done.rows_affected() > 0)
     }
 
     pub(crate) async fn load(&self, id: &Id, now: i64) -> Result<Option<Record>, Error> {

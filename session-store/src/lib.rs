@@ -15,6 +15,14 @@
 //! truncated to whole milliseconds). A record whose expiry date has passed is never loaded or listed, and
 //! saving an already expired record deletes the session.
 //!
+//! [`SessionStore::save`] only updates a session that is still stored: a session deleted, revoked or expired
+//! after a request loaded it stays gone when that request's copy is saved at its end. (tower-sessions saves
+//! a changed session after the handler, so an upsert would bring back a session revoked meanwhile, by another
+//! browser or by the request itself.) New sessions, and new ids after [`Session::cycle_id`], go through
+//! [`SessionStore::create`].
+//!
+//! [`Session::cycle_id`]: tower_sessions::Session::cycle_id
+//!
 //! # Index rules (both backends)
 //!
 //! - [`SessionStore::save`] keeps the index in step with the data: a session whose [`USER_KEY`] changed
@@ -134,7 +142,7 @@ impl Store {
 
     /// Embedded backend in an existing sqlx `AnyPool` (the IdP's own SQLite or PostgreSQL database).
     /// Creates its table and index if missing (portable SQL that works on SQLite and PostgreSQL via the Any
-    /// driver: `$1` placeholders, TEXT / BIGINT columns, `ON CONFLICT (id) DO UPDATE`).
+    /// driver: `$1` placeholders, TEXT / BIGINT columns, `ON CONFLICT (id) DO NOTHING`).
     pub async fn embedded(pool: sqlx::AnyPool) -> Result<Store, Error> {
         Ok(Store { backend: Backend::Embedded(embedded::EmbeddedStore::new(pool).await?) })
     }
@@ -223,6 +231,8 @@ impl SessionStore for Store {
         Err(Error::IdCollision.into())
     }
 
+    /// Updates a stored session; a session that is gone (deleted, revoked or expired since it was loaded)
+    /// stays gone.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let now = unix_ms(OffsetDateTime::now_utc());
         match &self.backend {

@@ -22,7 +22,8 @@ end
 ";
 
 /// Create or save. KEYS: session key, [the new user's index]. ARGV: index key prefix, id, value, user
-/// ('' = anonymous), expires_at ms, now ms, '1' = create. Returns 0 when create met an existing id.
+/// ('' = anonymous), expires_at ms, now ms, '1' = create. Returns 0 when create met an existing id. A save
+/// of a session that is gone (deleted, revoked or expired since it was loaded) writes nothing.
 static WRITE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{OWNER}
@@ -33,7 +34,12 @@ if ARGV[7] == '1' then
   if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 else
   local old = redis.call('GET', KEYS[1])
-  local previous = old and owner(old)
+  if not old then return 1 end
+  local ok, stored = pcall(cjson.decode, old)
+  if ok and type(stored) == 'table' and tonumber(stored.expires_at) and tonumber(stored.expires_at) <= now then
+    return 1
+  end
+  local previous = owner(old)
   if previous and previous ~= user then redis.call('ZREM', ARGV[1] .. previous, id) end
 end
 if expired then

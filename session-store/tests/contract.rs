@@ -115,6 +115,10 @@ contract!(
     expired_session_leaves_no_index_entry,
     reading_an_index_trims_its_expired_entries,
     saving_an_already_expired_record_deletes_it,
+    saving_a_revoked_session_does_not_bring_it_back,
+    saving_a_deleted_session_does_not_bring_it_back,
+    saving_a_session_that_expired_meanwhile_does_not_bring_it_back,
+    a_session_revoked_while_its_request_runs_stays_revoked,
     creating_an_already_expired_record_stores_nothing,
     list_returns_only_that_users_sessions_earliest_expiry_first,
     anonymous_sessions_are_in_nobodys_list,
@@ -219,13 +223,53 @@ async fn reading_an_index_trims_its_expired_entries(store: Store) {
     assert_eq!(store.index_len("alice").await.unwrap(), 1);
 }
 
+/// `id` neither loads nor is listed or indexed for alice.
+async fn assert_gone(store: &Store, id: &Id) {
+    assert_eq!(store.load(id).await.unwrap(), None);
+    assert_eq!(store.list("alice").await.unwrap(), []);
+    assert_eq!(store.index_len("alice").await.unwrap(), 0);
+}
+
 async fn saving_an_already_expired_record_deletes_it(store: Store) {
     let mut record = created(&store, Some("alice"), HOUR_MS).await;
     record.expiry_date = OffsetDateTime::now_utc() - time::Duration::minutes(1);
     store.save(&record).await.unwrap();
-    assert_eq!(store.load(&record.id).await.unwrap(), None);
-    assert_eq!(store.list("alice").await.unwrap(), []);
-    assert_eq!(store.index_len("alice").await.unwrap(), 0);
+    assert_gone(&store, &record.id).await;
+}
+
+async fn saving_a_revoked_session_does_not_bring_it_back(store: Store) {
+    let record = created(&store, Some("alice"), HOUR_MS).await;
+    assert!(store.revoke("alice", &record.id).await.unwrap());
+    store.save(&record).await.unwrap();
+    assert_gone(&store, &record.id).await;
+}
+
+async fn saving_a_deleted_session_does_not_bring_it_back(store: Store) {
+    let record = created(&store, Some("alice"), HOUR_MS).await;
+    store.delete(&record.id).await.unwrap();
+    store.save(&record).await.unwrap();
+    assert_gone(&store, &record.id).await;
+}
+
+/// Sliding expiry: a request that loaded the session just before it expired saves it with a later expiry.
+async fn saving_a_session_that_expired_meanwhile_does_not_bring_it_back(store: Store) {
+    let mut record = created(&store, Some("alice"), SHORT_MS).await;
+    tokio::time::sleep(PAST_SHORT).await;
+    record.expiry_date += time::Duration::hours(1);
+    store.save(&record).await.unwrap();
+    assert_gone(&store, &record.id).await;
+}
+
+/// tower-sessions saves a changed session after the handler: a revocation in between (from another browser,
+/// or by the request itself) must win.
+async fn a_session_revoked_while_its_request_runs_stays_revoked(store: Store) {
+    let id = created(&store, Some("alice"), HOUR_MS).await.id;
+    let session = Session::new(Some(id), Arc::new(store.clone()), None);
+    assert_eq!(session.get::<String>(USER_KEY).await.unwrap().as_deref(), Some("alice"), "the request loaded it");
+    assert!(store.revoke("alice", &id).await.unwrap());
+    session.insert("last_seen", 1).await.unwrap();
+    session.save().await.unwrap();
+    assert_gone(&store, &id).await;
 }
 
 async fn creating_an_already_expired_record_stores_nothing(store: Store) {

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::helpers::{TestApp, browser_with_agent};
 use crate::oauth::flow::{
     AuthRequest, EMAIL, PASSWORD, TestClient, assert_inactive, field, introspect, oauth_error, refresh, register,
-    setup, sign_in_as_email, tokens, tokens_for, user_id, web_app,
+    setup, setup_with_clock, sign_in_as_email, tokens, tokens_for, user_id, web_app,
 };
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
@@ -93,6 +93,30 @@ async fn a_revoked_session_is_signed_out_in_its_browser() {
         .unwrap();
     let response = firefox.get(app.url("/api/account/sessions")).send().await.unwrap();
     assert_eq!(response.status(), 401, "the Firefox browser is no longer signed in");
+}
+
+/// The request that ends its own session also records activity (`last_seen`, due after a minute), and
+/// tower-sessions saves a changed session after the handler: the session must stay ended.
+#[tokio::test]
+async fn ending_the_callers_own_session_signs_its_browser_out_though_the_request_records_activity() {
+    let (app, _, clock) = setup_with_clock().await;
+    sign_in_as_email(&app).await;
+    let own_sid = my_sessions(&app).await[0]["sid"].as_str().unwrap().to_owned();
+    clock.advance(Duration::from_secs(120));
+    let response = app.browser.delete(app.url(&format!("/api/account/sessions/{own_sid}"))).send().await.unwrap();
+    assert_eq!(response.status(), 204);
+    assert_eq!(app.get("/api/account/sessions").await.status(), 401, "the browser is signed out");
+}
+
+#[tokio::test]
+async fn ending_the_callers_own_session_removes_its_cookie() {
+    let (app, _) = setup().await;
+    sign_in_as_email(&app).await;
+    let own_sid = my_sessions(&app).await[0]["sid"].as_str().unwrap().to_owned();
+    let response = app.browser.delete(app.url(&format!("/api/account/sessions/{own_sid}"))).send().await.unwrap();
+    assert_eq!(response.status(), 204);
+    let cookie = response.headers().get("set-cookie").expect("the cookie is removed").to_str().unwrap();
+    assert!(cookie.starts_with("idp_session=") && cookie.contains("Max-Age=0"), "{cookie}");
 }
 
 #[tokio::test]

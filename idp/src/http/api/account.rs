@@ -4,11 +4,13 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Serialize;
+use tower_sessions::Session;
 use utoipa::ToSchema;
 
 use super::caller::AccountCaller;
 use super::{AppJson, SessionJson};
 use crate::error::Error;
+use crate::http::session;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -35,13 +37,18 @@ pub async fn list_sessions(
 pub async fn end_session(
     State(state): State<AppState>,
     caller: AccountCaller,
+    session: Session,
     Path(sid): Path<String>,
 ) -> Result<StatusCode, Error> {
-    if state.accounts().end_session(&caller.user_id, &sid).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(Error::NotFound)
+    if !state.accounts().end_session(&caller.user_id, &sid).await? {
+        return Err(Error::NotFound);
     }
+    // The calling browser's own session: its cookie goes too, rather than naming a session that is gone.
+    let unavailable = |e: session::SessionError| Error::Unavailable(e.into());
+    if session::current(&session).await.map_err(unavailable)?.is_some_and(|login| login.sid == sid) {
+        session::sign_out(&session).await.map_err(unavailable)?;
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Ends every session of the caller except the one making the request.
