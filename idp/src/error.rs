@@ -85,6 +85,12 @@ pub enum Error {
     Internal(#[source] anyhow::Error),
 }
 
+/// `text` as an `error_description` may hold it (RFC 6749 §4.1.2.1, §5.2): printable ASCII without '"'
+/// and '\\'; any other character becomes a space.
+pub fn error_description(text: &str) -> String {
+    text.chars().map(|c| if (' '..='~').contains(&c) && c != '"' && c != '\\' { c } else { ' ' }).collect()
+}
+
 /// The JSON error body (RFC 6749 §5.2).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
@@ -97,13 +103,7 @@ pub struct ErrorBody {
 
 impl Error {
     pub fn oauth(code: ErrorCode, description: impl Into<String>) -> Error {
-        // RFC 6749 §5.2: the description is limited to printable ASCII without '"' and '\'.
-        let description = description
-            .into()
-            .chars()
-            .map(|c| if (' '..='~').contains(&c) && c != '"' && c != '\\' { c } else { ' ' })
-            .collect();
-        Error::OAuth { code, description }
+        Error::OAuth { code, description: error_description(&description.into()) }
     }
 
     pub fn invalid_request(description: impl Into<String>) -> Error {

@@ -40,6 +40,15 @@ async fn discovery_advertises_code_flow_with_s256_only() {
     assert!(doc["id_token_signing_alg_values_supported"].as_array().unwrap().contains(&"RS256".into()));
 }
 
+/// OIDC Back-Channel Logout 1.0 §2.1: left out, both would read as false.
+#[tokio::test]
+async fn discovery_advertises_back_channel_logout_with_the_session_id() {
+    let app = spawn_app().await;
+    let doc: serde_json::Value = app.get("/.well-known/openid-configuration").await.json().await.unwrap();
+    assert_eq!(doc["backchannel_logout_supported"], true);
+    assert_eq!(doc["backchannel_logout_session_supported"], true);
+}
+
 /// `Cache-Control: public, max-age=<IDP_JWKS_CACHE_TTL>` on `path`, with a TTL other than the default.
 async fn assert_public_for_the_jwks_cache_ttl(path: &str) {
     let app = spawn_app_with(&[("IDP_JWKS_CACHE_TTL", "123")]).await;

@@ -110,10 +110,13 @@ pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
     spawn_app_with_clock(settings, Arc::new(SystemClock)).await
 }
 
-/// The system clock moved forward by what a test asks: the server's expiry rules then see that time.
+/// The system clock moved forward by what a test asks, or stopped: the server's expiry rules then see that
+/// time.
 #[derive(Debug, Default)]
 pub struct TestClock {
     ahead_secs: AtomicI64,
+    /// The Unix second the clock stopped at (before `ahead_secs`), or 0 while it runs.
+    stopped_at: AtomicI64,
 }
 
 impl TestClock {
@@ -121,11 +124,20 @@ impl TestClock {
     pub fn advance(&self, by: std::time::Duration) {
         self.ahead_secs.fetch_add(i64::try_from(by.as_secs()).unwrap(), Ordering::SeqCst);
     }
+
+    /// Stops the clock at the current second: what happens next happens within it.
+    pub fn stop(&self) {
+        self.stopped_at.store(time::OffsetDateTime::now_utc().unix_timestamp(), Ordering::SeqCst);
+    }
 }
 
 impl Clock for TestClock {
     fn now(&self) -> time::OffsetDateTime {
-        time::OffsetDateTime::now_utc() + time::Duration::seconds(self.ahead_secs.load(Ordering::SeqCst))
+        let base = match self.stopped_at.load(Ordering::SeqCst) {
+            0 => time::OffsetDateTime::now_utc(),
+            second => time::OffsetDateTime::from_unix_timestamp(second).unwrap(),
+        };
+        base + time::Duration::seconds(self.ahead_secs.load(Ordering::SeqCst))
     }
 }
 

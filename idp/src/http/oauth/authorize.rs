@@ -88,7 +88,7 @@ impl Validated<'_> {
         {
             let mut query = url.query_pairs_mut();
             query.append_pair("error", code.as_str());
-            query.append_pair("error_description", description);
+            query.append_pair("error_description", &crate::error::error_description(description));
             if let Some(state) = params.get("state") {
                 query.append_pair("state", state);
             }
@@ -239,6 +239,8 @@ async fn authorize(state: &AppState, session: &Session, params: AuthorizeParams)
         Some(Ok(age)) if age >= 0 => Some(age),
         Some(_) => return invalid("max_age must be a non-negative number of seconds"),
     };
+    // OIDC Core §3.1.2.1 (errata set 2): max_age=0 is prompt=login, even for a sign-in of this very second.
+    let fresh_sign_in = prompt.login || max_age == Some(0);
 
     let now = state.clock.now().unix_timestamp();
     let login = match session::current(session).await {
@@ -267,7 +269,7 @@ async fn authorize(state: &AppState, session: &Session, params: AuthorizeParams)
     };
     let login = match login {
         Some(login)
-            if !prompt.login
+            if !fresh_sign_in
                 && max_age.is_none_or(|age| now - login.auth_time <= age)
                 && hint_sub.as_ref().is_none_or(|sub| sub == &login.user_id) =>
         {

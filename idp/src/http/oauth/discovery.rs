@@ -36,6 +36,10 @@ pub struct ProviderMetadata {
     pub claims_supported: Vec<&'static str>,
     /// RFC 9207: authorization responses carry `iss`.
     pub authorization_response_iss_parameter_supported: bool,
+    /// OIDC Back-Channel Logout 1.0 §2.1: logout tokens are sent to a client's `backchannel_logout_uri`,
+    /// and they carry the session's `sid`.
+    pub backchannel_logout_supported: bool,
+    pub backchannel_logout_session_supported: bool,
     pub request_parameter_supported: bool,
     pub request_uri_parameter_supported: bool,
     pub claims_parameter_supported: bool,
@@ -79,6 +83,8 @@ impl ProviderMetadata {
                 "email_verified",
             ],
             authorization_response_iss_parameter_supported: true,
+            backchannel_logout_supported: true,
+            backchannel_logout_session_supported: true,
             request_parameter_supported: false,
             request_uri_parameter_supported: false,
             claims_parameter_supported: false,

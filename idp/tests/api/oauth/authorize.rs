@@ -6,8 +6,9 @@ use reqwest::header::HeaderMap;
 
 use crate::helpers::{TestApp, assert_never_framed_cached_or_referred};
 use crate::oauth::flow::{
-    AuthRequest, OTHER_REDIRECT_URI, TestClient, authorization_error, authorize, complete, complete_to, consent_html,
-    error_of, native_app, register, setup, sign_in, signed_in_error, signed_in_setup, tokens_for, web_app,
+    AuthRequest, OTHER_REDIRECT_URI, REDIRECT_URI, TestClient, authorization_error, authorize, complete, complete_to,
+    consent_html, error_of, native_app, redirect_params, register, setup, sign_in, signed_in_error, signed_in_setup,
+    tokens_for, web_app,
 };
 
 #[tokio::test]
@@ -47,6 +48,22 @@ async fn a_repeated_parameter_in_a_posted_request_is_invalid_request() {
     form.extend([("max_age", "60"), ("max_age", "60")]);
     let response = app.browser.post(app.url("/authorize")).form(&form).send().await.unwrap();
     assert_eq!(error_of(&app, &response, &request), "invalid_request");
+}
+
+/// RFC 6749 §4.1.2.1: `error_description` holds printable ASCII but '"' and '\\', whatever the request held.
+#[tokio::test]
+async fn error_description_keeps_to_the_characters_rfc_6749_allows() {
+    let (app, client) = signed_in_setup().await;
+    let request = AuthRequest::new(&client);
+    let name = "x\"\\\u{e9}\u{1}";
+    let mut form = request.form();
+    form.extend([(name, "1"), (name, "2")]);
+    let response = app.browser.post(app.url("/authorize")).form(&form).send().await.unwrap();
+    let params = redirect_params(&app, &response, REDIRECT_URI);
+    assert_eq!(params["error"], "invalid_request");
+    let description = &params["error_description"];
+    assert!(description.contains("repeated"), "{description:?}");
+    assert!(description.chars().all(|c| (' '..='~').contains(&c) && c != '"' && c != '\\'), "{description:?}");
 }
 
 #[tokio::test]

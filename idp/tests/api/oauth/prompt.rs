@@ -6,7 +6,7 @@ use crate::helpers::{TestApp, new_browser};
 use crate::oauth::flow::{
     AuthRequest, PASSWORD, REDIRECT_URI, TestClient, assert_login_redirect, authorization_error, complete,
     consent_html, consented_setup, consented_setup_with_clock, exchange, id_token_claims, redirect_params, setup,
-    setup_with_clock, sign_in, signed_in_error, tokens, tokens_from,
+    setup_with_clock, sign_in, sign_in_as_email, signed_in_error, tokens, tokens_from,
 };
 
 #[tokio::test]
@@ -60,6 +60,17 @@ async fn max_age_zero_forces_sign_in_and_a_later_auth_time() {
     let (before, after) =
         (first["auth_time"].as_i64().unwrap(), signed_in_again(&app, &client, &request, response).await);
     assert!(after > before, "auth_time {after} is the new sign-in, after {before}");
+}
+
+/// OIDC Core §3.1.2.1 (errata set 2): `max_age=0` is `prompt=login`, so a sign-in of the same second does not
+/// satisfy it (`now - auth_time` is 0 there, within the age).
+#[tokio::test]
+async fn max_age_zero_asks_to_sign_in_even_in_the_second_of_the_last_sign_in() {
+    let (app, client, clock) = setup_with_clock().await;
+    clock.stop();
+    sign_in_as_email(&app).await;
+    let response = app.get(&AuthRequest::new(&client).with("max_age", "0").path()).await;
+    assert_login_redirect(&app, &response);
 }
 
 /// The `auth_time` of the ID token that `request` gets once the person signs in again on the sign-in page
