@@ -77,6 +77,7 @@ contract!(
     a_code_is_redeemed_once,
     a_failed_redemption_leaves_the_first_grant_revocable,
     a_refresh_token_rotates_once,
+    a_refused_rotation_writes_no_successor,
     a_failed_rotation_leaves_the_presented_token_unspent,
     a_refresh_token_is_found_with_its_user,
     a_refresh_token_of_a_deleted_user_is_found_without_its_user,
@@ -268,8 +269,16 @@ async fn a_refresh_token_rotates_once(db: Database) {
     assert_eq!((successor.expires_at, successor.rotated_at, successor.grant.id.as_str()), (2000, None, "g"));
 }
 
-/// The successor is written before the presented token is spent: when writing it fails, the presented
-/// token still works.
+/// A replay's successor never reaches anyone; stored, it would be a second unspent token of the grant.
+async fn a_refused_rotation_writes_no_successor(db: Database) {
+    grant_with_refresh_token(&db, &UserId::new().to_string()).await;
+    assert!(db.grants().rotate_refresh_token(&rotation("rt", "rt2", 2)).await.unwrap());
+    assert!(!db.grants().rotate_refresh_token(&rotation("rt", "rt3", 3)).await.unwrap());
+    assert!(db.grants().find_refresh_token("rt3").await.unwrap().is_none());
+}
+
+/// The successor is written in the transaction that spends the presented token: when writing it fails, the
+/// presented token still works.
 async fn a_failed_rotation_leaves_the_presented_token_unspent(db: Database) {
     grant_with_refresh_token(&db, &UserId::new().to_string()).await;
     let taken = rotation("rt", "rt", 2);

@@ -378,10 +378,10 @@ impl<'a> Grants<'a> {
     /// Replaces a refresh token by its successor; false, with the presented token left as it was, when it had
     /// already been rotated (by a concurrent request, or a replay).
     ///
-    /// The successor is inserted first, and the presented token spent last by a conditional `UPDATE`, the one
-    /// statement that decides. Both commit together or not at all, so an error or a dropped request before
-    /// the commit loses nothing. After it, as after any commit, an answer that never reaches the client costs
-    /// the client its refresh token.
+    /// The successor is written only with the presented token's spending, by a conditional `UPDATE`, the one
+    /// statement that decides: a refused rotation leaves no successor. Both commit together or not at all, so
+    /// an error or a dropped request before the commit loses nothing. After it, as after any commit, an answer
+    /// that never reaches the client costs the client its refresh token.
     ///
     /// The rotations of concurrent requests are written together, in one transaction (`storage::refresh`).
     pub async fn rotate_refresh_token(&self, rotation: &Rotation<'_>) -> Result<bool, StorageError> {

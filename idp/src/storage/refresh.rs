@@ -3,18 +3,21 @@
 //!
 //! A batch of rotations is one transaction, all or nothing: if any write fails, none is kept, and every
 //! rotation of the batch gets the error, with its token unspent. Of two presentations of one token in a
-//! batch the first wins, as it would one after the other.
-//! - SQLite: `BEGIN IMMEDIATE`, the successors' `INSERT`, the conditional `UPDATE` that spends the presented
-//!   tokens, then `COMMIT`, as one query: one hand-over to the connection's thread, one commit, and the pages
-//!   the rotations share (the table's last leaf, above all) logged once. Two statements for the whole batch
-//!   rather than two per rotation: sqlx's SQLite thread sends each statement's result and each row to the
-//!   waiting task as a message of its own, and on a busy core each message is a switch to that task and back,
-//!   so a batch of n rotations is n + 4 messages rather than 3n + 2.
-//! - PostgreSQL takes one statement per prepared query, so a batch is one statement over lists: the
-//!   successors' `INSERT` in a `WITH` clause, on the snapshot of the `UPDATE` that spends the presented
-//!   tokens, which it locks first in the order of their hashes (so that two nodes' batches cannot deadlock;
-//!   see `ROTATE_POSTGRES`). One round trip and one commit (one log flush) per batch rather than per refresh, and one prepared
-//!   statement for any batch size (1.5x the refreshes per second of a query per request, at 100k users).
+//! batch the first wins, as it would one after the other. Only a rotation that spends its token writes its
+//! successor: a refused one (a replay, or the loser of a race) leaves no row behind.
+//! - SQLite: `BEGIN IMMEDIATE`, the successors' `INSERT` (of the first presentations of tokens still
+//!   unspent), the conditional `UPDATE` that spends the presented tokens, then `COMMIT`, as one query: one
+//!   hand-over to the connection's thread, one commit, and the pages the rotations share (the table's last
+//!   leaf, above all) logged once. Two statements for the whole batch rather than two per rotation: sqlx's
+//!   SQLite thread sends each statement's result and each row to the waiting task as a message of its own,
+//!   and on a busy core each message is a switch to that task and back, so a batch of n rotations is n + 4
+//!   messages rather than 3n + 2.
+//! - PostgreSQL takes one statement per prepared query, so a batch is one statement over lists: the `UPDATE`
+//!   that spends the presented tokens and the successors' `INSERT` of those it spent, in `WITH` clauses; the
+//!   tokens are locked first in the order of their hashes (so that two nodes' batches cannot deadlock; see
+//!   `ROTATE_POSTGRES`). One round trip and one commit (one log flush) per batch rather than per refresh, and
+//!   one prepared statement for any batch size (1.5x the refreshes per second of a query per request, at 100k
+//!   users).
 //!
 //! Reads: the token, its grant and its user for every request of the batch in one `SELECT`.
 
@@ -92,24 +95,25 @@ const REFRESH_USE_READ: KeyedRead<RefreshUseRow> = KeyedRead {
 /// The rotations of a batch on PostgreSQL, each list space-separated in its parameter ($1 the presented hashes,
 /// $2 the successors', $3 the grants, $4 the times, $5 the successors' expiries). One statement, on one
 /// snapshot:
-/// - the successors' `INSERT`, in a `WITH` clause;
 /// - `spendable`: the presented tokens still unspent, locked in the order of their hashes, so that batches of
 ///   several nodes take their locks in the same order and cannot deadlock. A token spent meanwhile by another
 ///   transaction is seen spent once its lock is granted, and left out;
-/// - the `UPDATE` that spends them, each at its first presentation's time, and returns those it spent.
+/// - `spent`: the `UPDATE` that spends them, each at its first presentation's time, returning those it spent;
+/// - the `INSERT` of the successors of those first presentations that spent their token.
 const ROTATE_POSTGRES: &str = "WITH batch AS (\
        SELECT b.old_hash, b.new_hash, b.grant_id, b.now::bigint AS now, b.expires_at::bigint AS expires_at, b.k \
        FROM unnest(string_to_array($1, ' '), string_to_array($2, ' '), string_to_array($3, ' '), \
                    string_to_array($4, ' '), string_to_array($5, ' ')) \
             WITH ORDINALITY AS b(old_hash, new_hash, grant_id, now, expires_at, k)), \
-     successors AS (INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
-       SELECT new_hash, grant_id, now, expires_at FROM batch), \
      spendable AS MATERIALIZED (SELECT token_hash FROM refresh_tokens \
        WHERE token_hash IN (SELECT old_hash FROM batch) AND rotated_at IS NULL ORDER BY token_hash FOR UPDATE), \
-     first AS (SELECT DISTINCT ON (old_hash) old_hash, now FROM batch ORDER BY old_hash, k) \
-     UPDATE refresh_tokens r SET rotated_at = f.now FROM first f \
-     WHERE r.token_hash = f.old_hash AND r.token_hash IN (SELECT token_hash FROM spendable) \
-       AND r.rotated_at IS NULL RETURNING r.token_hash";
+     first AS (SELECT DISTINCT ON (old_hash) * FROM batch ORDER BY old_hash, k), \
+     spent AS (UPDATE refresh_tokens r SET rotated_at = f.now FROM first f \
+       WHERE r.token_hash = f.old_hash AND r.token_hash IN (SELECT token_hash FROM spendable) \
+         AND r.rotated_at IS NULL RETURNING r.token_hash), \
+     successors AS (INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
+       SELECT f.new_hash, f.grant_id, f.now, f.expires_at FROM first f JOIN spent s ON s.token_hash = f.old_hash) \
+     SELECT token_hash FROM spent";
 
 /// Replaces a refresh token by its successor; the outcome is whether the presented token was spent.
 pub(super) struct Rotate {
@@ -123,7 +127,7 @@ pub(super) struct Rotate {
 impl Job for Rotate {
     type Outcome = bool;
     const NAME: &'static str = "refresh-token rotations";
-    /// Five parameters each, far under SQLite's 32,766. Each size is a script of its own in the writer
+    /// Six parameters each, far under SQLite's 32,766. Each size is a script of its own in the writer
     /// connection's cache of 100 prepared statements, which also holds the code redemptions' 32 and the reads'
     /// shapes (see [`super::codes::Redeem`]): 32, rather than 64, keeps them all in it.
     const MAX_BATCH: usize = 32;
@@ -133,13 +137,15 @@ impl Job for Rotate {
             return rotate_postgres(connection, jobs).await;
         }
         let mut query = sqlx::query_as::<_, (String,)>(sqlx::AssertSqlSafe(rotations_sql(jobs.len())));
-        for rotation in jobs {
+        for (k, rotation) in jobs.iter().enumerate() {
+            let first = !jobs[..k].iter().any(|earlier| earlier.old_hash == rotation.old_hash);
             query = query
                 .bind(rotation.new_hash.as_str())
                 .bind(rotation.grant_id.as_str())
                 .bind(rotation.now)
                 .bind(rotation.expires_at)
-                .bind(rotation.old_hash.as_str());
+                .bind(rotation.old_hash.as_str())
+                .bind(first.then_some(rotation.old_hash.as_str()));
         }
         spent_in_order(connection, query, jobs.iter().map(|rotation| rotation.old_hash.as_str())).await
     }
@@ -159,16 +165,25 @@ async fn rotate_postgres(connection: &mut PoolConnection<Any>, jobs: &[Rotate]) 
 }
 
 /// `BEGIN IMMEDIATE`, the successors' `INSERT`, the `UPDATE` that spends the presented tokens still unspent
-/// and returns each once, then `COMMIT`. The `k`-th rotation (from 0) takes parameters `$5k+1` to `$5k+5`:
-/// successor, grant, time, successor's expiry, presented token. A token is spent at its first presentation's
-/// time (a `CASE` takes its first match). `IMMEDIATE` takes the write lock at once, so that no statement of
-/// the batch meets it taken (by a session write on another connection).
+/// and returns each once, then `COMMIT`. The `k`-th rotation (from 0) takes parameters `$6k+1` to `$6k+6`:
+/// successor, grant, time, successor's expiry, presented token, and the presented token again if this is its
+/// first presentation in the batch (else `NULL`). A token is spent at its first presentation's time (a `CASE`
+/// takes its first match), and a successor is inserted for each first presentation of a token still unspent,
+/// which are the rotations that the `UPDATE` then spends (no other writer comes between the two, and no
+/// successor is another rotation's presented token: both are random). `IMMEDIATE` takes the write lock at
+/// once, so that no statement of the batch meets it taken (by a session write on another connection).
 fn rotations_sql(n: usize) -> String {
-    let mut script = Script::new(n, 5);
+    let mut script = Script::new(n, 6);
     script
-        .push("BEGIN IMMEDIATE; INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) VALUES ")
-        .rows(&[1, 2, 3, 4])
-        .push("; UPDATE refresh_tokens SET rotated_at = ")
+        .push(
+            "BEGIN IMMEDIATE; INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
+             SELECT column1, column2, column3, column4 FROM (VALUES ",
+        )
+        .rows(&[1, 2, 3, 4, 6])
+        .push(
+            ") WHERE EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.token_hash = column5 AND t.rotated_at IS NULL)\
+             ; UPDATE refresh_tokens SET rotated_at = ",
+        )
         .case("token_hash", 5, 3)
         .push(" WHERE token_hash IN (")
         .list(5)
@@ -266,9 +281,10 @@ mod tests {
         assert_eq!(
             sql,
             "BEGIN IMMEDIATE; INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4), ($6, $7, $8, $9); \
-             UPDATE refresh_tokens SET rotated_at = CASE token_hash WHEN $5 THEN $3 WHEN $10 THEN $8 END \
-             WHERE token_hash IN ($5, $10) AND rotated_at IS NULL RETURNING token_hash; COMMIT"
+             SELECT column1, column2, column3, column4 FROM (VALUES ($1, $2, $3, $4, $6), ($7, $8, $9, $10, $12)) \
+             WHERE EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.token_hash = column5 AND t.rotated_at IS NULL); \
+             UPDATE refresh_tokens SET rotated_at = CASE token_hash WHEN $5 THEN $3 WHEN $11 THEN $9 END \
+             WHERE token_hash IN ($5, $11) AND rotated_at IS NULL RETURNING token_hash; COMMIT"
         );
     }
 
@@ -294,6 +310,7 @@ mod tests {
         a_batch_of_rotations_spends_each_token_once_and_the_first_presentation_wins,
         a_batch_of_rotations_with_a_failing_write_writes_nothing,
         a_batch_of_reads_finds_each_its_own_token,
+        a_batch_of_rotations_writes_the_successors_of_the_tokens_it_spent_only,
     );
 
     /// Runs `jobs` as one batch, as the batcher would, on a connection of the pool.
@@ -313,6 +330,20 @@ mod tests {
         assert_eq!((rotated_at(&db, "rt0").await, rotated_at(&db, "rt1").await), (Some(2), Some(3)));
         let successor = db.grants().find_refresh_token("next0").await.unwrap().unwrap();
         assert_eq!((successor.grant.id.as_str(), successor.expires_at, successor.rotated_at), ("g", 1000, None));
+    }
+
+    async fn a_batch_of_rotations_writes_the_successors_of_the_tokens_it_spent_only(db: Database) {
+        refresh_tokens(&db, 2).await;
+        db.grants().rotate_refresh_token(&rotation("rt1", "earlier", 2)).await.unwrap();
+        let jobs = [rotate("rt0", "first", 3), rotate("rt0", "second", 3), rotate("rt1", "replayed", 3)];
+        assert_eq!(one_batch(&db, &jobs).await.unwrap(), [true, false, false]);
+        let stored = |hash: &'static str| {
+            let db = db.clone();
+            async move { db.grants().find_refresh_token(hash).await.unwrap().is_some() }
+        };
+        assert!(stored("first").await);
+        assert!(!stored("second").await, "the second presentation in the batch lost");
+        assert!(!stored("replayed").await, "a token spent before is refused without a successor");
     }
 
     async fn a_batch_of_rotations_with_a_failing_write_writes_nothing(db: Database) {
