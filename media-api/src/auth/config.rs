@@ -15,7 +15,7 @@ pub struct ValidatorConfig {
     /// loopback host: keys fetched in the clear could be swapped for an attacker's (RFC 8725 §3.10).
     pub jwks_url: Option<String>,
     /// How often the JWKS is fetched again, so that a key the issuer stops publishing is refused within
-    /// this time (tokens already in the cache excepted: they stay valid until they expire).
+    /// this time, for the tokens already in the cache too.
     pub refresh_interval: Duration,
     /// The least time between two fetches caused by tokens naming an unknown `kid`, so that a flood of
     /// made-up `kid`s cannot turn into a flood of requests to the issuer.

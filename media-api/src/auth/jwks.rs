@@ -168,6 +168,11 @@ impl JwksSource {
         self.current.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
+    /// Whether the keys as last fetched hold `kid`: a look-up under the read lock, without taking the set.
+    pub fn publishes(&self, kid: &str) -> bool {
+        self.current.read().unwrap_or_else(PoisonError::into_inner).get(kid).is_some()
+    }
+
     /// How many fetches were started (for metrics and tests).
     pub fn fetches(&self) -> u64 {
         self.fetches.load(Ordering::Relaxed)

@@ -3,7 +3,8 @@
 //!
 //! In order, cheapest first (a token is refused at the first failure, with `invalid_token`):
 //! 1. the cache: a token verified before is accepted without another signature check until its `exp` plus
-//!    the leeway, and refused from then on;
+//!    the leeway, and refused from then on; and only while the JWKS still publishes the key that signed it
+//!    (a cached token of a key the issuer withdrew is checked again, and refused with its key);
 //! 2. the JOSE header: `typ` is `at+jwt` or `application/at+jwt`, case-insensitively (RFC 9068 §4 step 1,
 //!    §2.1); `kid` names a published key (fetched once if it is new, see [`jwks`](super::jwks)); `alg` is that
 //!    key's own algorithm, never a choice of the header (RFC 8725 §3.1; `none` does not even parse);
@@ -169,13 +170,19 @@ impl Validations {
     }
 }
 
+/// A verified token as the cache keeps it: its principal, and the `kid` of the key that signed it.
+struct Verified {
+    principal: Arc<Principal>,
+    kid: Box<str>,
+}
+
 /// Validates the access tokens of one issuer for one API. Share it (`Arc<Validator>`) between requests.
 pub struct Validator {
     issuer: String,
     audience: String,
     leeway_secs: i64,
     jwks: Arc<JwksSource>,
-    cache: TokenCache<Arc<Principal>>,
+    cache: TokenCache<Arc<Verified>>,
     validations: Validations,
     signature_checks: AtomicU64,
 }
@@ -244,19 +251,23 @@ impl Validator {
         }
         let key = TokenKey::of(token);
         match self.cache.get(&key, now) {
-            Lookup::Hit(principal) => return Ok(principal),
+            Lookup::Hit(verified) if self.jwks.publishes(&verified.kid) => {
+                return Ok(verified.principal.clone());
+            }
             Lookup::Expired => return Err(InvalidToken::Expired.into()),
-            Lookup::Miss => {}
+            // A key no longer published: the token is checked again, and refused with its key.
+            Lookup::Hit(_) | Lookup::Miss => {}
         }
-        let principal = Arc::new(self.verify(token, now).await.inspect_err(|error| {
+        let verified = Arc::new(self.verify(token, now).await.inspect_err(|error| {
             tracing::debug!(%error, "access token refused");
         })?);
-        self.cache.insert(key, self.refused_from(principal.exp), principal.clone(), now);
+        let principal = verified.principal.clone();
+        self.cache.insert(key, self.refused_from(principal.exp), verified, now);
         Ok(principal)
     }
 
     /// The full check of a token not in the cache.
-    async fn verify(&self, token: &str, now: i64) -> Result<Principal, AuthError> {
+    async fn verify(&self, token: &str, now: i64) -> Result<Verified, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| InvalidToken::Malformed)?;
         let typ = header.typ.as_deref().unwrap_or_default();
         if !typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) && !typ.eq_ignore_ascii_case(ACCESS_TOKEN_MEDIA_TYPE) {
@@ -281,7 +292,7 @@ impl Validator {
             })?
             .claims;
         self.check_claims(&claims, now)?;
-        Ok(Principal {
+        let principal = Principal {
             scopes: claims.scope.as_deref().map(Scopes::parse).unwrap_or_default(),
             sub: claims.sub,
             client_id: claims.client_id,
@@ -291,7 +302,8 @@ impl Validator {
             iat: claims.iat,
             jti: claims.jti,
             channels: claims.channels,
-        })
+        };
+        Ok(Verified { principal: Arc::new(principal), kid: kid.into() })
     }
 
     /// When a token that expires at `exp` is refused: the leeway after it, for a clock behind the issuer's. The
