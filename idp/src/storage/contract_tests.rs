@@ -90,6 +90,7 @@ contract!(
     a_user_access_token_grant_of_a_deleted_user_has_no_user,
     a_user_access_token_naming_an_unknown_grant_finds_none,
     a_single_access_token_can_be_revoked,
+    a_client_access_token_ends_with_its_client,
     consent_is_replaced_on_save,
     purge_removes_only_what_can_no_longer_matter,
     purge_keeps_spent_refresh_tokens_while_their_grant_can_live,
@@ -494,11 +495,26 @@ async fn a_user_access_token_naming_an_unknown_grant_finds_none(db: Database) {
     assert!(db.grants().user_access_token_grant("other", "other.a").await.unwrap().is_none());
 }
 
+/// A stored client, by its id.
+async fn stored_client(db: &Database) -> String {
+    let new = registration("service").validate(now()).unwrap();
+    db.clients().insert(&new.client).await.unwrap();
+    new.client.id.as_str().to_owned()
+}
+
 async fn a_single_access_token_can_be_revoked(db: Database) {
-    assert!(!db.grants().is_access_token_revoked("jti").await.unwrap());
+    let client = stored_client(&db).await;
+    assert!(db.grants().client_access_token_active(&client, "jti").await.unwrap());
     db.grants().revoke_access_token("jti", 100).await.unwrap();
     db.grants().revoke_access_token("jti", 100).await.unwrap();
-    assert!(db.grants().is_access_token_revoked("jti").await.unwrap(), "idempotent");
+    assert!(!db.grants().client_access_token_active(&client, "jti").await.unwrap(), "idempotent");
+}
+
+async fn a_client_access_token_ends_with_its_client(db: Database) {
+    let client = stored_client(&db).await;
+    assert!(db.grants().client_access_token_active(&client, "jti").await.unwrap());
+    assert!(db.clients().delete(&client, 1).await.unwrap());
+    assert!(!db.grants().client_access_token_active(&client, "jti").await.unwrap());
 }
 
 async fn consent_is_replaced_on_save(db: Database) {

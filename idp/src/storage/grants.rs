@@ -427,12 +427,19 @@ impl<'a> Grants<'a> {
         .transpose()
     }
 
-    pub async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StorageError> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT jti FROM revoked_access_tokens WHERE jti = $1")
-            .bind(jti)
-            .fetch_optional(self.pool)
-            .await?;
-        Ok(row.is_some())
+    /// Whether a client's own access token (client credentials: `jti`, issued to `client_id`) is still
+    /// active: its client not deleted, nor the token revoked by itself. It names no grant, so deleting the
+    /// client, which revokes the client's grants, ends it here.
+    pub async fn client_access_token_active(&self, client_id: &str, jti: &str) -> Result<bool, StorageError> {
+        let (clients, revoked): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM clients WHERE client_id = $1), \
+                    (SELECT COUNT(*) FROM revoked_access_tokens WHERE jti = $2)",
+        )
+        .bind(client_id)
+        .bind(jti)
+        .fetch_one(self.pool)
+        .await?;
+        Ok(clients == 1 && revoked == 0)
     }
 
     /// Revokes one access token until it would have expired anyway (RFC 7009 §2.1).

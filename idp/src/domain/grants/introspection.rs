@@ -39,7 +39,7 @@ pub async fn active_access_token(ctx: &GrantContext<'_>, token: &str) -> Result<
             None => false,
         }
     } else {
-        !grants.is_access_token_revoked(&claims.jti).await?
+        grants.client_access_token_active(&claims.client_id, &claims.jti).await?
     };
     Ok(active.then_some(claims))
 }
@@ -53,7 +53,7 @@ pub async fn active_access_token_with_user(
     let Some(claims) = verify_access_token(ctx, token) else { return Ok(None) };
     let grants = ctx.db.grants();
     if !claims.is_user_token() {
-        let active = !grants.is_access_token_revoked(&claims.jti).await?;
+        let active = grants.client_access_token_active(&claims.client_id, &claims.jti).await?;
         return Ok(active.then_some((claims, None)));
     }
     let Some(grant_id) = tokens::grant_of_access_token_id(&claims.jti) else { return Ok(None) };

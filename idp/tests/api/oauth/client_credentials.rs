@@ -1,7 +1,8 @@
 //! The client_credentials grant (RFC 6749 §4.4): an access token for the client itself, nothing more.
 
 use crate::oauth::flow::{
-    SERVICE_SCOPE, client_credentials, oauth_error, register, service, setup, tokens_from, verified_jwt,
+    SERVICE_SCOPE, assert_inactive, client_credentials, field, introspect, oauth_error, register, service, setup,
+    tokens_from, verified_jwt,
 };
 
 #[tokio::test]
@@ -53,6 +54,19 @@ async fn a_deleted_client_stops_working_within_seconds() {
     tokio::time::sleep(idp::storage::client_cache::CLIENT_CACHE_TTL + std::time::Duration::from_millis(200)).await;
     let (status, error) = oauth_error(client_credentials(&app, &client).await).await;
     assert_eq!((status, error.as_str()), (401, "invalid_client"));
+}
+
+/// A client-credentials token names no grant: deleting its client, which revokes the client's grants, must
+/// end it too (a deleted client holding `admin` would otherwise keep the admin API until the token expires).
+#[tokio::test]
+async fn a_deleted_clients_access_token_is_inactive() {
+    let (app, resource_server) = setup().await;
+    let client = register(&app, service()).await;
+    let token = field(&tokens_from(client_credentials(&app, &client).await).await, "access_token");
+    assert_eq!(introspect(&app, &resource_server, &token).await["active"], true);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!(app.state.db.clients().delete(&client.id, now).await.unwrap());
+    assert_inactive(&introspect(&app, &resource_server, &token).await);
 }
 
 /// RFC 6749 §4.4.2, §3.3: a scope the client is not registered for is refused, not silently narrowed.
