@@ -89,10 +89,20 @@ impl FromRequestParts<AppState> for ClientInfo {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |ConnectInfo(addr)| addr.ip());
-        let forwarded = parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        let forwarded = forwarded_for(&parts.headers);
         let user_agent = parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-        Ok(ClientInfo { ip: client_ip(peer, forwarded, &state.config.trusted_proxies), user_agent })
+        Ok(ClientInfo { ip: client_ip(peer, forwarded.as_deref(), &state.config.trusted_proxies), user_agent })
     }
+}
+
+/// Every `X-Forwarded-For` line, in order, as one list (RFC 9110 §5.3): a proxy may add its own line after
+/// the one the client sent, and reading only the first would take the client's word. `None` when there is
+/// none, or when a line is not text, which makes the header worthless.
+fn forwarded_for(headers: &HeaderMap) -> Option<String> {
+    let mut lines = headers.get_all("x-forwarded-for").iter().peekable();
+    lines.peek()?;
+    let lines: Option<Vec<&str>> = lines.map(|line| line.to_str().ok()).collect();
+    Some(lines?.join(", "))
 }
 
 #[cfg(test)]
@@ -105,6 +115,28 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
+
+    #[test]
+    fn every_forwarded_for_line_is_read_in_order() {
+        let mut headers = HeaderMap::new();
+        headers.append("x-forwarded-for", "203.0.113.9".parse().unwrap());
+        headers.append("x-forwarded-for", "198.51.100.7, 10.0.0.2".parse().unwrap());
+        let forwarded = forwarded_for(&headers);
+        assert_eq!(forwarded.as_deref(), Some("203.0.113.9, 198.51.100.7, 10.0.0.2"));
+        let trusted = ["10.0.0.0/8".parse().unwrap()];
+        let peer = "10.0.0.1".parse().unwrap();
+        let ip = client_ip(peer, forwarded.as_deref(), &trusted);
+        assert_eq!(ip, "198.51.100.7".parse::<IpAddr>().unwrap(), "the proxy's line, not the client's first one");
+    }
+
+    #[test]
+    fn forwarded_for_is_none_without_the_header_or_with_a_line_that_is_not_text() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(forwarded_for(&headers), None);
+        headers.append("x-forwarded-for", "198.51.100.7".parse().unwrap());
+        headers.append("x-forwarded-for", axum::http::HeaderValue::from_bytes(b"\xff").unwrap());
+        assert_eq!(forwarded_for(&headers), None);
+    }
 
     /// A route that answers with the `content-type` it was given and the body's length.
     fn echo(limit: usize) -> Router {
