@@ -125,7 +125,7 @@ impl Config {
 
     /// Reads the configuration from the process environment and an optional TOML file.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
-        let vars: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+        let vars = prefixed_vars(std::env::vars_os())?;
         let file = match file {
             Some(path) => Some((
                 path.to_path_buf(),
@@ -453,6 +453,28 @@ fn parse_bool(s: &str) -> Result<bool, String> {
 }
 
 /// Durations are whole seconds, optionally with a unit: `90`, `90s`, `15m`, `12h`, `30d`.
+/// The longest duration a setting takes: ten years. Longer ones are typos, and would overflow the times
+/// computed from them.
+const MAX_DURATION_SECS: u64 = 10 * 365 * 86_400;
+
+/// The environment's `IDP_` variables. Others are not read, whatever their bytes; an `IDP_` variable that is
+/// not UTF-8 stops start-up, named (`std::env::vars` would panic on any variable that is not).
+fn prefixed_vars(
+    vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut prefixed = BTreeMap::new();
+    for (key, value) in vars {
+        let name = key.to_string_lossy();
+        if !name.starts_with(ENV_PREFIX) {
+            continue;
+        }
+        let not_text = || ConfigError { setting: name.to_string(), message: "is not valid UTF-8".into() };
+        let (Some(key), Some(value)) = (key.to_str(), value.to_str()) else { return Err(not_text()) };
+        prefixed.insert(key.to_owned(), value.to_owned());
+    }
+    Ok(prefixed)
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let (digits, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, ""), |i| s.split_at(i));
     let multiplier = match unit {
@@ -466,7 +488,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     if n == 0 {
         return Err("must be greater than zero".into());
     }
-    n.checked_mul(multiplier).map(Duration::from_secs).ok_or_else(|| format!("'{s}' is too large"))
+    match n.checked_mul(multiplier) {
+        Some(secs) if secs <= MAX_DURATION_SECS => Ok(Duration::from_secs(secs)),
+        _ => Err(format!("'{s}' is too long (at most 3650d)")),
+    }
 }
 
 fn parse_issuer(s: &str, production: bool) -> Result<Url, String> {
@@ -510,11 +535,13 @@ fn parse_database_url(s: &str) -> Result<DatabaseUrl, String> {
     Err("must start with sqlite:// or postgres://".into())
 }
 
+/// A `redis://` URL. The text is not repeated in errors: it may hold a password.
 fn parse_redis_url(s: &str) -> Result<Url, String> {
-    let url = Url::parse(s).map_err(|e| format!("'{s}' is not a URL ({e})"))?;
+    let url = Url::parse(s).map_err(|e| format!("is not a URL ({e})"))?;
     match url.scheme() {
-        "redis" | "rediss" => Ok(url),
-        other => Err(format!("scheme '{other}' is not redis:// or rediss://")),
+        "redis" => Ok(url),
+        "rediss" => Err("rediss:// (TLS) is not supported by this build: use redis:// on a private network".into()),
+        other => Err(format!("scheme '{other}' is not redis://")),
     }
 }
 
@@ -596,6 +623,9 @@ mod tests {
             (&[("IDP_DATABASE_URL", "sqlite://")], "IDP_DATABASE_URL", "sqlite without a path"),
             (&[("IDP_KEYS_DIR", " ")], "IDP_KEYS_DIR", "blank path"),
             (&[("IDP_REDIS_URL", "http://cache")], "IDP_REDIS_URL", "not redis://"),
+            (&[("IDP_REDIS_URL", "rediss://cache:6380")], "IDP_REDIS_URL", "TLS, which this build cannot speak"),
+            (&[("IDP_ACCESS_TOKEN_TTL", "18446744073709551615")], "IDP_ACCESS_TOKEN_TTL", "overflows"),
+            (&[("IDP_REFRESH_TOKEN_ABSOLUTE_TTL", "3651d")], "IDP_REFRESH_TOKEN_ABSOLUTE_TTL", "over ten years"),
             (&[("IDP_ENV", "staging")], "IDP_ENV", "unknown environment"),
             (&[("IDP_SIGNING_ALGS", "HS256")], "IDP_SIGNING_ALGS", "symmetric algorithm"),
             (&[("IDP_SIGNING_ALGS", "ES256")], "IDP_SIGNING_ALGS", "RS256 missing"),
@@ -614,6 +644,26 @@ mod tests {
         for (vars, setting, reason) in cases {
             assert_eq!(&refused_setting(vars), setting, "case: {reason}");
         }
+    }
+
+    #[test]
+    fn a_redis_url_that_does_not_parse_is_refused_without_repeating_it() {
+        let Err(error) = load(&[("IDP_REDIS_URL", "redis://:hunter2@[cache")]) else { panic!("accepted") };
+        assert_eq!(error.setting, "IDP_REDIS_URL");
+        assert!(!error.message.contains("hunter2"), "{error}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_idp_variable_that_is_not_utf8_is_refused_by_name_and_others_are_ignored() {
+        use std::ffi::OsString;
+        use std::os::unix::ffi::OsStringExt;
+        let not_text = || OsString::from_vec(vec![0xff, 0xfe]);
+        let others = [(OsString::from("LANG_BYTES"), not_text()), (OsString::from("IDP_BIND"), "127.0.0.1:1".into())];
+        let vars = prefixed_vars(others.into_iter()).unwrap();
+        assert_eq!(vars.keys().collect::<Vec<_>>(), ["IDP_BIND"]);
+        let idp = [(OsString::from("IDP_ISSUER"), not_text())];
+        assert_eq!(prefixed_vars(idp.into_iter()).unwrap_err().setting, "IDP_ISSUER");
     }
 
     #[test]
