@@ -107,7 +107,7 @@ impl AppState {
             None => Store::embedded(db.pool().clone()).await?,
         };
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
+            .timeout(crate::domain::backchannel::SEND_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("idp/", env!("CARGO_PKG_VERSION")))
             .build()?;

@@ -21,8 +21,13 @@ use crate::storage::backchannel::Delivery;
 /// §2.4: the event that makes a JWT a logout token.
 pub const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
-const LEASE_SECS: i64 = 30;
+/// How long one delivery may take (the HTTP client's timeout).
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(SEND_TIMEOUT_SECS as u64);
+const SEND_TIMEOUT_SECS: i64 = 5;
 const BATCH: i64 = 16;
+/// A claimed batch is sent one delivery after another: its lease covers each of them taking the whole
+/// timeout, and some more, so that no other node claims the rest meanwhile and sends it twice.
+const LEASE_SECS: i64 = BATCH * SEND_TIMEOUT_SECS + 30;
 const GIVE_UP_AFTER_SECS: i64 = 24 * 60 * 60;
 const MAX_BACKOFF_SECS: i64 = 300;
 /// How often the worker looks for due deliveries when nobody wakes it.
@@ -87,7 +92,7 @@ impl Worker {
     /// Sends due deliveries until the task is aborted.
     pub async fn run(self) {
         loop {
-            if let Err(e) = self.send_due(self.clock.now().unix_timestamp()).await {
+            if let Err(e) = self.send_due().await {
                 tracing::warn!(error = %e, "back-channel logout worker");
             }
             tokio::select! {
@@ -97,28 +102,28 @@ impl Worker {
         }
     }
 
-    /// Sends what is due now; returns how many were delivered.
-    pub async fn send_due(&self, now: i64) -> Result<usize, crate::error::Error> {
+    fn now(&self) -> i64 {
+        self.clock.now().unix_timestamp()
+    }
+
+    /// Sends what is due now; returns how many were delivered. A delivery that fails, for whatever reason
+    /// (the client's answer, no key for its algorithm, its client unreadable), is retried later on its own;
+    /// only the outbox's own writes failing stop the batch.
+    pub async fn send_due(&self) -> Result<usize, crate::error::Error> {
         let outbox = self.db.backchannel();
         let mut delivered = 0;
-        for delivery in outbox.claim_due(now, LEASE_SECS, BATCH).await? {
-            let ring = self.keys.current();
-            // A client deleted since the session ended still gets its logout, with the default algorithm.
-            let client = self.db.clients().find(&delivery.client_id).await?;
-            let alg = client.map_or(SigningAlgorithm::Rs256, |c| c.id_token_alg);
-            let token = logout_token(&self.config, &ring, alg, &delivery, now)?;
-            let sent = self.http.post(&delivery.uri).form(&[("logout_token", token.as_str())]).send().await;
+        for delivery in outbox.claim_due(self.now(), LEASE_SECS, BATCH).await? {
+            let sent = self.send(&delivery).await;
+            // Each delivery's own time: sends one after another may take a while.
+            let now = self.now();
             match sent {
-                Ok(response) if response.status().is_success() => {
+                Ok(()) => {
                     outbox.mark_delivered(&delivery.id, now).await?;
                     delivered += 1;
                     tracing::debug!(client = %delivery.client_id, "back-channel logout delivered");
                 }
-                failure => {
-                    let error = match failure {
-                        Ok(response) => format!("HTTP {}", response.status()),
-                        Err(e) => e.to_string(),
-                    };
+                Err(error) => {
+                    tracing::debug!(client = %delivery.client_id, error, "back-channel logout not delivered");
                     match next_attempt(&delivery, now) {
                         Some(at) => outbox.retry_later(&delivery.id, &error, at).await?,
                         None => {
@@ -130,6 +135,21 @@ impl Worker {
             }
         }
         Ok(delivered)
+    }
+
+    /// Signs the delivery's logout token, now, and POSTs it; why it was not delivered, if it was not.
+    async fn send(&self, delivery: &Delivery) -> Result<(), String> {
+        // A client deleted since the session ended still gets its logout, with the default algorithm.
+        let client =
+            self.db.clients().find(&delivery.client_id).await.map_err(|e| format!("reading the client: {e}"))?;
+        let alg = client.map_or(SigningAlgorithm::Rs256, |c| c.id_token_alg);
+        let token = logout_token(&self.config, &self.keys.current(), alg, delivery, self.now())
+            .map_err(|e| format!("signing the logout token: {e}"))?;
+        match self.http.post(&delivery.uri).form(&[("logout_token", token.as_str())]).send().await {
+            Ok(response) if response.status().is_success() => Ok(()),
+            Ok(response) => Err(format!("HTTP {}", response.status())),
+            Err(e) => Err(e.to_string()),
+        }
     }
 }
 

@@ -376,6 +376,39 @@ async fn logout_token_is_delivered_by_the_servers_clock() {
     assert!(receiver.wait_for_token(Duration::from_secs(10)).await.is_some(), "no logout token arrived");
 }
 
+/// A delivery whose token cannot be signed (its client's algorithm has no key any more, as when the operator
+/// took it out of `IDP_SIGNING_ALGS`) is retried later on its own. It used to end the worker's batch and stay
+/// claimed, first in line, for good.
+#[tokio::test]
+async fn a_logout_token_that_cannot_be_signed_is_retried_later() {
+    let app = crate::helpers::spawn_app().await;
+    app.create_user(EMAIL, PASSWORD).await;
+    let receiver = Receiver::start_on(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await;
+    let (client, _) = client_with_backchannel(&app, &receiver.uri).await;
+    sqlx::query("UPDATE clients SET id_token_signed_response_alg = 'EdDSA' WHERE client_id = $1")
+        .bind(&client.id)
+        .execute(app.state.db.pool())
+        .await
+        .unwrap();
+    end_current_session(&app).await;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let error = loop {
+        let (attempts, error): (i64, Option<String>) =
+            sqlx::query_as("SELECT attempts, last_error FROM backchannel_deliveries")
+                .fetch_one(app.state.db.pool())
+                .await
+                .unwrap();
+        if attempts > 0 {
+            break error.unwrap_or_default();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the delivery was never tried and rescheduled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(error.contains("signing"), "{error}");
+    assert_eq!(app.state.db.backchannel().pending().await.unwrap(), 1, "it waits for its next attempt");
+}
+
 #[tokio::test]
 async fn logout_token_is_still_delivered_after_the_receiver_was_down() {
     let app = crate::helpers::spawn_app().await;
