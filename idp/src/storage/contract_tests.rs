@@ -97,6 +97,7 @@ contract!(
     ending_a_session_revokes_its_grants_and_queues_logouts_once,
     the_sessions_with_live_grants_are_those_of_the_users_live_grants,
     deliveries_are_leased_retried_and_marked_delivered,
+    purge_removes_deliveries_made_or_abandoned_long_ago,
     apps_are_the_clients_with_consent_or_live_grants,
 );
 
@@ -633,6 +634,22 @@ async fn deliveries_are_leased_retried_and_marked_delivered(db: Database) {
     assert_eq!(again[0].attempts, 1);
     db.backchannel().mark_delivered(&again[0].id, 13).await.unwrap();
     assert_eq!(db.backchannel().pending().await.unwrap(), 0);
+}
+
+/// The outbox keeps a delivery until a while after it was made or given up: its row holds a `sub` and a `sid`.
+async fn purge_removes_deliveries_made_or_abandoned_long_ago(db: Database) {
+    end_a_session_with_a_backchannel_client(&db).await;
+    let deliveries = || async {
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM backchannel_deliveries").fetch_one(db.pool()).await.unwrap();
+        n
+    };
+    purge(&db).await;
+    assert_eq!(deliveries().await, 1, "a delivery still to make stays");
+    let due = db.backchannel().claim_due(10, 30, 10).await.unwrap();
+    db.backchannel().mark_delivered(&due[0].id, 13).await.unwrap();
+    purge(&db).await;
+    assert_eq!(deliveries().await, 0);
 }
 
 async fn apps_are_the_clients_with_consent_or_live_grants(db: Database) {

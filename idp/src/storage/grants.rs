@@ -494,8 +494,9 @@ impl<'a> Grants<'a> {
     }
 
     /// Deletes what can no longer matter, `keep` seconds after it stopped mattering: codes past their lifetime
-    /// (kept a while to detect reuse), grants expired or revoked, refresh tokens whose grant has ended, and
-    /// deny-list entries past their token's expiry (at once). Returns how many rows went.
+    /// (kept a while to detect reuse), grants expired or revoked, refresh tokens whose grant has ended,
+    /// back-channel logouts delivered or abandoned, and deny-list entries past their token's expiry (at once).
+    /// Returns how many rows went.
     ///
     /// A grant ends at most `grant_lifetime` seconds (`IDP_REFRESH_TOKEN_ABSOLUTE_TTL`) after it was made, so a
     /// refresh token issued longer ago than that belongs to an ended grant, spent or not. Until then a spent
@@ -510,6 +511,7 @@ impl<'a> Grants<'a> {
             ("DELETE FROM revoked_access_tokens WHERE expires_at < $1", now),
             ("DELETE FROM refresh_tokens WHERE created_at < $1", before.saturating_sub(grant_lifetime)),
             ("DELETE FROM grants WHERE expires_at < $1 OR revoked_at < $1", before),
+            ("DELETE FROM backchannel_deliveries WHERE delivered_at < $1 OR abandoned_at < $1", before),
         ] {
             removed += sqlx::query(sql).bind(bound).execute(self.writes).await?.rows_affected();
         }
