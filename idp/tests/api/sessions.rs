@@ -326,6 +326,13 @@ async fn client_with_backchannel_and_alg(app: &TestApp, uri: &str, alg: Option<&
     (client, tokens)
 }
 
+/// A server with the user `EMAIL`, and a relying party's back-channel logout endpoint.
+async fn app_with_receiver() -> (TestApp, Receiver) {
+    let app = crate::helpers::spawn_app().await;
+    app.create_user(EMAIL, PASSWORD).await;
+    (app, Receiver::start_on(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await)
+}
+
 async fn end_current_session(app: &TestApp) {
     let sid = my_sessions(app).await[0]["sid"].as_str().unwrap().to_owned();
     let response = app.browser.delete(app.url(&format!("/api/account/sessions/{sid}"))).send().await.unwrap();
@@ -334,9 +341,7 @@ async fn end_current_session(app: &TestApp) {
 
 #[tokio::test]
 async fn ending_a_session_sends_a_signed_logout_token_to_the_client() {
-    let app = crate::helpers::spawn_app().await;
-    app.create_user(EMAIL, PASSWORD).await;
-    let receiver = Receiver::start_on(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await;
+    let (app, receiver) = app_with_receiver().await;
     let (client, tokens) = client_with_backchannel(&app, &receiver.uri).await;
     let id_claims = crate::oauth::flow::id_token_claims(&app, &client, &field(&tokens, "id_token")).await;
     end_current_session(&app).await;
@@ -352,9 +357,7 @@ async fn ending_a_session_sends_a_signed_logout_token_to_the_client() {
 
 #[tokio::test]
 async fn logout_token_is_signed_with_the_algorithm_of_the_clients_id_tokens() {
-    let app = crate::helpers::spawn_app().await;
-    app.create_user(EMAIL, PASSWORD).await;
-    let receiver = Receiver::start_on(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await;
+    let (app, receiver) = app_with_receiver().await;
     let (client, _) = client_with_backchannel_and_alg(&app, &receiver.uri, Some("ES256")).await;
     end_current_session(&app).await;
 
@@ -381,9 +384,7 @@ async fn logout_token_is_delivered_by_the_servers_clock() {
 /// claimed, first in line, for good.
 #[tokio::test]
 async fn a_logout_token_that_cannot_be_signed_is_retried_later() {
-    let app = crate::helpers::spawn_app().await;
-    app.create_user(EMAIL, PASSWORD).await;
-    let receiver = Receiver::start_on(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await;
+    let (app, receiver) = app_with_receiver().await;
     let (client, _) = client_with_backchannel(&app, &receiver.uri).await;
     sqlx::query("UPDATE clients SET id_token_signed_response_alg = 'EdDSA' WHERE client_id = $1")
         .bind(&client.id)
