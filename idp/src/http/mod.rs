@@ -36,6 +36,7 @@ pub fn app(
     state: AppState,
 ) -> impl Service<Request<Body>, Response = Response, Error = Infallible, Future: Send> + Clone + Send + Sync + 'static
 {
+    let https = state.config.is_https();
     let sessions = SessionManagerLayer::new(state.sessions.clone())
         .with_name(session::cookie_name(&state.config))
         .with_secure(state.config.is_https())
@@ -58,7 +59,7 @@ pub fn app(
         .merge(openapi::router())
         .with_state(state);
     ServiceBuilder::new()
-        .layer(edge::EdgeLayer::new())
+        .layer(edge::EdgeLayer::new(https))
         // axum serves answers with its own body type, which the trace layer's body wraps.
         .map_response(|response: axum::http::Response<_>| response.map(Body::new))
         .layer(

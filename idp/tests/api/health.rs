@@ -1,6 +1,6 @@
-//! Probes, the OpenAPI document and request ids.
+//! Probes, the OpenAPI document, request ids and the headers of every answer.
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn healthz_and_readyz_answer_ok() {
@@ -53,4 +53,18 @@ async fn an_unknown_path_answers_404_with_a_request_id() {
 #[tokio::test]
 async fn an_unknown_path_answers_404_with_nosniff() {
     assert_eq!(headers_of_a_404().await["x-content-type-options"], "nosniff");
+}
+
+/// ASVS 5 V3.4.1: an issuer served over https (behind the load balancer that ends TLS) tells browsers so.
+#[tokio::test]
+async fn an_https_issuers_answers_carry_strict_transport_security() {
+    let app = spawn_app_with(&[("IDP_ISSUER", "https://id.example.com")]).await;
+    let response = app.get("/healthz").await;
+    assert_eq!(response.headers()["strict-transport-security"], "max-age=31536000");
+}
+
+#[tokio::test]
+async fn a_plain_http_issuers_answers_carry_no_strict_transport_security() {
+    let response = spawn_app().await.get("/healthz").await;
+    assert!(response.headers().get("strict-transport-security").is_none());
 }
