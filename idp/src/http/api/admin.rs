@@ -70,10 +70,11 @@ pub async fn list_apps(
     responses((status = 204, description = "Removed"), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn revoke_app(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    admin: AdminCaller,
     Path((user_id, client_id)): Path<(String, String)>,
 ) -> Result<StatusCode, Error> {
     if state.accounts().revoke_app(&user_id, &client_id).await? {
+        tracing::info!(admin = %admin.client_id, user = %user_id, client = %client_id, "app removed by an administrator");
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(Error::NotFound)
