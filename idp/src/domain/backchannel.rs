@@ -25,9 +25,11 @@ pub const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(SEND_TIMEOUT_SECS as u64);
 const SEND_TIMEOUT_SECS: i64 = 5;
 const BATCH: i64 = 16;
-/// A claimed batch is sent one delivery after another: its lease covers each of them taking the whole
-/// timeout, and some more, so that no other node claims the rest meanwhile and sends it twice.
+/// A claimed batch is sent one delivery after another, and stays this node's meanwhile: no other node claims
+/// and sends it twice. A delivery may take three waits of about the timeout (a pool connection to read its
+/// client, the POST, a pool connection to record it), so none starts in the last three of the lease.
 const LEASE_SECS: i64 = BATCH * SEND_TIMEOUT_SECS + 30;
+const LAST_START_SECS: i64 = LEASE_SECS - 3 * SEND_TIMEOUT_SECS;
 const GIVE_UP_AFTER_SECS: i64 = 24 * 60 * 60;
 const MAX_BACKOFF_SECS: i64 = 300;
 /// How often the worker looks for due deliveries when nobody wakes it.
@@ -108,11 +110,16 @@ impl Worker {
 
     /// Sends what is due now; returns how many were delivered. A delivery that fails, for whatever reason
     /// (the client's answer, no key for its algorithm, its client unreadable), is retried later on its own;
-    /// only the outbox's own writes failing stop the batch.
+    /// only the outbox's own writes failing, or the batch's lease running out, stop the batch.
     pub async fn send_due(&self) -> Result<usize, crate::error::Error> {
         let outbox = self.db.backchannel();
         let mut delivered = 0;
-        for delivery in outbox.claim_due(self.now(), LEASE_SECS, BATCH).await? {
+        let claimed_at = self.now();
+        for delivery in outbox.claim_due(claimed_at, LEASE_SECS, BATCH).await? {
+            if self.now() - claimed_at >= LAST_START_SECS {
+                // The rest is claimed again once the lease ends, by this node or another.
+                break;
+            }
             let sent = self.send(&delivery).await;
             // Each delivery's own time: sends one after another may take a while.
             let now = self.now();
@@ -139,12 +146,17 @@ impl Worker {
 
     /// Signs the delivery's logout token, now, and POSTs it; why it was not delivered, if it was not.
     async fn send(&self, delivery: &Delivery) -> Result<(), String> {
+        // Failures of ours, unlike the client's answers, are worth an operator's look at once.
+        let ours = |error: String| {
+            tracing::warn!(client = %delivery.client_id, error, "back-channel logout cannot be sent yet");
+            error
+        };
         // A client deleted since the session ended still gets its logout, with the default algorithm.
         let client =
-            self.db.clients().find(&delivery.client_id).await.map_err(|e| format!("reading the client: {e}"))?;
+            self.db.clients().find(&delivery.client_id).await.map_err(|e| ours(format!("reading the client: {e}")))?;
         let alg = client.map_or(SigningAlgorithm::Rs256, |c| c.id_token_alg);
         let token = logout_token(&self.config, &self.keys.current(), alg, delivery, self.now())
-            .map_err(|e| format!("signing the logout token: {e}"))?;
+            .map_err(|e| ours(format!("signing the logout token: {e}")))?;
         match self.http.post(&delivery.uri).form(&[("logout_token", token.as_str())]).send().await {
             Ok(response) if response.status().is_success() => Ok(()),
             Ok(response) => Err(format!("HTTP {}", response.status())),
