@@ -97,12 +97,13 @@ impl FromRequestParts<AppState> for ClientInfo {
 
 /// Every `X-Forwarded-For` line, in order, as one list (RFC 9110 §5.3): a proxy may add its own line after
 /// the one the client sent, and reading only the first would take the client's word. `None` when there is
-/// none, or when a line is not text, which makes the header worthless.
+/// none. Bytes that are not text become U+FFFD, so the hop holding them does not parse: the walk from the
+/// right stops there, keeping what the proxies after it wrote.
 fn forwarded_for(headers: &HeaderMap) -> Option<String> {
     let mut lines = headers.get_all("x-forwarded-for").iter().peekable();
     lines.peek()?;
-    let lines: Option<Vec<&str>> = lines.map(|line| line.to_str().ok()).collect();
-    Some(lines?.join(", "))
+    let lines: Vec<_> = lines.map(|line| String::from_utf8_lossy(line.as_bytes())).collect();
+    Some(lines.join(", "))
 }
 
 #[cfg(test)]
@@ -130,12 +131,19 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_for_is_none_without_the_header_or_with_a_line_that_is_not_text() {
+    fn forwarded_for_is_none_without_the_header() {
+        assert_eq!(forwarded_for(&HeaderMap::new()), None);
+    }
+
+    /// A client's line that is not text spoils its own hop only, not the proxies' after it.
+    #[test]
+    fn a_forwarded_for_line_that_is_not_text_leaves_the_proxies_hops() {
         let mut headers = HeaderMap::new();
-        assert_eq!(forwarded_for(&headers), None);
-        headers.append("x-forwarded-for", "198.51.100.7".parse().unwrap());
         headers.append("x-forwarded-for", axum::http::HeaderValue::from_bytes(b"\xff").unwrap());
-        assert_eq!(forwarded_for(&headers), None);
+        headers.append("x-forwarded-for", "198.51.100.7".parse().unwrap());
+        let trusted = ["10.0.0.0/8".parse().unwrap()];
+        let ip = client_ip("10.0.0.1".parse().unwrap(), forwarded_for(&headers).as_deref(), &trusted);
+        assert_eq!(ip, "198.51.100.7".parse::<IpAddr>().unwrap());
     }
 
     /// A route that answers with the `content-type` it was given and the body's length.
