@@ -3,8 +3,8 @@
 //!
 //! A request keeps the caller's `x-request-id` when it is a plain token ([`is_plain_id`]), or is given one
 //! here, before the trace span (which names it) is opened; the answer carries the same id back, and
-//! `X-Content-Type-Options: nosniff`, unless a handler set either itself. An issuer served over https also
-//! sends `Strict-Transport-Security` on every answer (ASVS 5 V3.4.1): a browser that met it once never
+//! `X-Content-Type-Options: nosniff`, unless a handler set either itself. An issuer served over https (on a
+//! host that is not loopback) also sends `Strict-Transport-Security` on every answer (ASVS 5 V3.4.1): a browser that met it once never
 //! speaks plain http to this host again, for a year. One layer of ours does what
 //! tower-http's `SetRequestId`, `PropagateRequestId` and `SetResponseHeader` did in three: those also stored
 //! the id as an extension of the request and of the answer, which nothing here reads; the answer's extension

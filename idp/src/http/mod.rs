@@ -36,7 +36,8 @@ pub fn app(
     state: AppState,
 ) -> impl Service<Request<Body>, Response = Response, Error = Infallible, Future: Send> + Clone + Send + Sync + 'static
 {
-    let https = state.config.is_https();
+    // HSTS on localhost would bind every port of the developer's machine to https for a year.
+    let https = state.config.is_https() && !crate::domain::is_loopback_host(&state.config.issuer);
     let sessions = SessionManagerLayer::new(state.sessions.clone())
         .with_name(session::cookie_name(&state.config))
         .with_secure(state.config.is_https())

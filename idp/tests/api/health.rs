@@ -68,3 +68,10 @@ async fn a_plain_http_issuers_answers_carry_no_strict_transport_security() {
     let response = spawn_app().await.get("/healthz").await;
     assert!(response.headers().get("strict-transport-security").is_none());
 }
+
+/// On localhost it would hold every port of the developer's machine to https for a year.
+#[tokio::test]
+async fn an_https_issuer_on_localhost_sends_no_strict_transport_security() {
+    let app = spawn_app_with(&[("IDP_ISSUER", "https://localhost:8443")]).await;
+    assert!(app.get("/healthz").await.headers().get("strict-transport-security").is_none());
+}
