@@ -452,7 +452,6 @@ fn parse_bool(s: &str) -> Result<bool, String> {
     }
 }
 
-/// Durations are whole seconds, optionally with a unit: `90`, `90s`, `15m`, `12h`, `30d`.
 /// The longest duration a setting takes: ten years. Longer ones are typos, and would overflow the times
 /// computed from them.
 const MAX_DURATION_SECS: u64 = 10 * 365 * 86_400;
@@ -475,6 +474,7 @@ fn prefixed_vars(
     Ok(prefixed)
 }
 
+/// Durations are whole seconds, optionally with a unit: `90`, `90s`, `15m`, `12h`, `30d`.
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let (digits, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, ""), |i| s.split_at(i));
     let multiplier = match unit {

@@ -637,19 +637,36 @@ async fn deliveries_are_leased_retried_and_marked_delivered(db: Database) {
 }
 
 /// The outbox keeps a delivery until a while after it was made or given up: its row holds a `sub` and a `sid`.
+/// Three sessions of one user with one client end at 10; purged at 5,000, keeping 1,000 seconds.
 async fn purge_removes_deliveries_made_or_abandoned_long_ago(db: Database) {
-    end_a_session_with_a_backchannel_client(&db).await;
+    let new = registration("Relying party").validate(now()).unwrap();
+    db.clients().insert(&new.client).await.unwrap();
+    let user = UserId::new().to_string();
+    let mut tx = db.grants().begin().await.unwrap();
+    for i in 0..3 {
+        let grant = Grant {
+            client_id: new.client.id.as_str().into(),
+            user_id: user.clone(),
+            sid: format!("s{i}"),
+            ..grant(&format!("g{i}"))
+        };
+        tx.insert_grant(&grant).await.unwrap();
+        tx.end_session(&user, &format!("s{i}"), 10).await.unwrap();
+    }
+    tx.commit().await.unwrap();
     let deliveries = || async {
         let (n,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM backchannel_deliveries").fetch_one(db.pool()).await.unwrap();
         n
     };
     purge(&db).await;
-    assert_eq!(deliveries().await, 1, "a delivery still to make stays");
+    assert_eq!(deliveries().await, 3, "deliveries still to make stay");
     let due = db.backchannel().claim_due(10, 30, 10).await.unwrap();
     db.backchannel().mark_delivered(&due[0].id, 13).await.unwrap();
+    db.backchannel().abandon(&due[1].id, "HTTP 404", 13).await.unwrap();
+    db.backchannel().mark_delivered(&due[2].id, 4_500).await.unwrap();
     purge(&db).await;
-    assert_eq!(deliveries().await, 0);
+    assert_eq!(deliveries().await, 1, "the one delivered within the last 1,000 seconds stays");
 }
 
 async fn apps_are_the_clients_with_consent_or_live_grants(db: Database) {

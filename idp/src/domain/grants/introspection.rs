@@ -1,5 +1,6 @@
 //! Whether a token is active (RFC 7662 §2.2): a JWT access token of this issuer with a valid signature,
-//! `typ`, issuer, audience and lifetime, whose grant (or itself) has not been revoked; or a refresh token
+//! `typ`, issuer, audience and lifetime, whose grant (or itself) has not been revoked, and for a
+//! client-credentials token, whose client has not been deleted; or a refresh token
 //! that has not been rotated, has not expired and whose grant is live.
 
 use jsonwebtoken::{Header, Validation, decode, decode_header};
