@@ -19,6 +19,13 @@ pub fn cookie_name(config: &Config) -> &'static str {
 #[error("session store: {0}")]
 pub struct SessionError(#[from] tower_sessions::session::Error);
 
+/// The session store failing is the store being unavailable (503 with `Retry-After`), not a bad request.
+impl From<SessionError> for crate::error::Error {
+    fn from(e: SessionError) -> Self {
+        crate::error::Error::Unavailable(e.into())
+    }
+}
+
 /// The current login, if any. A record written by an older version that no longer decodes counts as
 /// signed out rather than as an error.
 pub async fn current(session: &Session) -> Result<Option<LoginRecord>, SessionError> {
@@ -57,11 +64,10 @@ pub async fn sign_out(session: &Session) -> Result<(), SessionError> {
 /// Signs this browser out: every grant of its session is revoked and the session's clients are told
 /// (back-channel logout), then the session is deleted and its cookie removed.
 pub async fn end_browser_session(state: &crate::state::AppState, session: &Session) -> Result<(), crate::error::Error> {
-    let unavailable = |e: SessionError| crate::error::Error::Unavailable(e.into());
-    if let Some(login) = current(session).await.map_err(unavailable)? {
+    if let Some(login) = current(session).await? {
         state.accounts().end_current_session(&login).await?;
     }
-    sign_out(session).await.map_err(unavailable)
+    Ok(sign_out(session).await?)
 }
 
 /// Middleware: records the signed-in person's activity (`last_seen`, at most once a minute).

@@ -44,9 +44,8 @@ pub async fn end_session(
         return Err(Error::NotFound);
     }
     // The calling browser's own session: its cookie goes too, rather than naming a session that is gone.
-    let unavailable = |e: session::SessionError| Error::Unavailable(e.into());
-    if session::current(&session).await.map_err(unavailable)?.is_some_and(|login| login.sid == sid) {
-        session::sign_out(&session).await.map_err(unavailable)?;
+    if session::current(&session).await?.is_some_and(|login| login.sid == sid) {
+        session::sign_out(&session).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }

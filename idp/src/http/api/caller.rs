@@ -51,7 +51,7 @@ impl FromRequestParts<AppState> for AccountCaller {
         let session = Session::from_request_parts(parts, state)
             .await
             .map_err(|_| Error::Internal(anyhow::anyhow!("the session layer is missing on the account API")))?;
-        match session::current(&session).await.map_err(|e| Error::Unavailable(e.into()))? {
+        match session::current(&session).await? {
             Some(login) => Ok(AccountCaller { user_id: login.user_id, sid: Some(login.sid) }),
             // RFC 6750 §3.1: no credentials at all gets a bare Bearer challenge.
             None => Err(Error::Unauthenticated),
