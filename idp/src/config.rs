@@ -112,6 +112,12 @@ impl Config {
         self.issuer.scheme() == "https"
     }
 
+    /// Whether answers carry `Strict-Transport-Security`: an https issuer, but not on a loopback host, where it
+    /// would hold every port of the developer's machine to https for a year.
+    pub fn sends_hsts(&self) -> bool {
+        self.is_https() && !crate::domain::is_loopback_host(&self.issuer)
+    }
+
     /// An absolute URL under the issuer: `endpoint("/jwks")`.
     pub fn endpoint(&self, path: &str) -> String {
         format!("{}{}", self.issuer_id(), path)

@@ -3,9 +3,10 @@
 //!
 //! A request keeps the caller's `x-request-id` when it is a plain token ([`is_plain_id`]), or is given one
 //! here, before the trace span (which names it) is opened; the answer carries the same id back, and
-//! `X-Content-Type-Options: nosniff`, unless a handler set either itself. An issuer served over https (on a
-//! host that is not loopback) also sends `Strict-Transport-Security` on every answer (ASVS 5 V3.4.1): a browser that met it once never
-//! speaks plain http to this host again, for a year. One layer of ours does what
+//! `X-Content-Type-Options: nosniff`, unless a handler set either itself; and, for an https issuer
+//! ([`Config::sends_hsts`](crate::config::Config::sends_hsts)), `Strict-Transport-Security` (ASVS 5
+//! V3.4.1): a browser that met it once never speaks plain http to this host again, for a year. One layer of
+//! ours does what
 //! tower-http's `SetRequestId`, `PropagateRequestId` and `SetResponseHeader` did in three: those also stored
 //! the id as an extension of the request and of the answer, which nothing here reads; the answer's extension
 //! map alone was about 5% of the instructions of a JWKS request (docs/performance-changes.md, "One layer at
@@ -73,14 +74,14 @@ const HSTS: HeaderValue = HeaderValue::from_static("max-age=31536000");
 #[derive(Clone)]
 pub struct EdgeLayer {
     ids: RequestIds,
-    https: bool,
+    hsts: bool,
 }
 
 impl EdgeLayer {
-    /// Request ids with a new random prefix: one per process. `https`: the issuer is served over https, so
-    /// answers carry `Strict-Transport-Security`.
-    pub fn new(https: bool) -> Self {
-        EdgeLayer { ids: RequestIds::new(), https }
+    /// Request ids with a new random prefix: one per process. `hsts`: answers carry
+    /// `Strict-Transport-Security`.
+    pub fn new(hsts: bool) -> Self {
+        EdgeLayer { ids: RequestIds::new(), hsts }
     }
 }
 
@@ -88,7 +89,7 @@ impl<S> Layer<S> for EdgeLayer {
     type Service = Edge<S>;
 
     fn layer(&self, inner: S) -> Edge<S> {
-        Edge { inner, ids: self.ids.clone(), https: self.https }
+        Edge { inner, ids: self.ids.clone(), hsts: self.hsts }
     }
 }
 
@@ -97,7 +98,7 @@ impl<S> Layer<S> for EdgeLayer {
 pub struct Edge<S> {
     inner: S,
     ids: RequestIds,
-    https: bool,
+    hsts: bool,
 }
 
 impl<S, B, R> Service<Request<B>> for Edge<S>
@@ -121,7 +122,7 @@ where
                 id
             }
         };
-        EdgeFuture { inner: self.inner.call(request), id: Some(id), https: self.https }
+        EdgeFuture { inner: self.inner.call(request), id: Some(id), hsts: self.hsts }
     }
 }
 
@@ -131,7 +132,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         id: Option<HeaderValue>,
-        https: bool,
+        hsts: bool,
     }
 }
 
@@ -149,7 +150,7 @@ where
             headers.entry(X_REQUEST_ID).or_insert(id);
         }
         headers.entry(header::X_CONTENT_TYPE_OPTIONS).or_insert(HeaderValue::from_static("nosniff"));
-        if *this.https {
+        if *this.hsts {
             headers.entry(header::STRICT_TRANSPORT_SECURITY).or_insert(HSTS);
         }
         Poll::Ready(Ok(response))
@@ -168,12 +169,12 @@ mod tests {
         answering_over(false, response)
     }
 
-    /// [`answering`], for an issuer served over https or not.
+    /// [`answering`], with `Strict-Transport-Security` or without.
     fn answering_over(
-        https: bool,
+        hsts: bool,
         response: fn() -> Response<Body>,
     ) -> Edge<impl Service<Request<Body>, Response = Response<Body>, Error = std::convert::Infallible> + Clone> {
-        EdgeLayer::new(https).layer(tower::service_fn(move |request: Request<Body>| async move {
+        EdgeLayer::new(hsts).layer(tower::service_fn(move |request: Request<Body>| async move {
             let mut answer = response();
             // Echo what the inner service saw, to check that the id was set before it ran.
             if let Some(id) = request.headers().get(X_REQUEST_ID) {
@@ -233,13 +234,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_https_issuers_answers_carry_strict_transport_security() {
+    async fn answers_carry_strict_transport_security_when_asked() {
         let response = answering_over(true, empty).oneshot(Request::new(Body::empty())).await.unwrap();
         assert_eq!(response.headers()[header::STRICT_TRANSPORT_SECURITY], "max-age=31536000");
     }
 
     #[tokio::test]
-    async fn a_plain_http_issuers_answers_carry_no_strict_transport_security() {
+    async fn answers_carry_no_strict_transport_security_otherwise() {
         let response = answering(empty).oneshot(Request::new(Body::empty())).await.unwrap();
         assert!(response.headers().get(header::STRICT_TRANSPORT_SECURITY).is_none());
     }

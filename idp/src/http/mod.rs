@@ -36,8 +36,7 @@ pub fn app(
     state: AppState,
 ) -> impl Service<Request<Body>, Response = Response, Error = Infallible, Future: Send> + Clone + Send + Sync + 'static
 {
-    // HSTS on localhost would bind every port of the developer's machine to https for a year.
-    let https = state.config.is_https() && !crate::domain::is_loopback_host(&state.config.issuer);
+    let hsts = state.config.sends_hsts();
     let sessions = SessionManagerLayer::new(state.sessions.clone())
         .with_name(session::cookie_name(&state.config))
         .with_secure(state.config.is_https())
@@ -60,7 +59,7 @@ pub fn app(
         .merge(openapi::router())
         .with_state(state);
     ServiceBuilder::new()
-        .layer(edge::EdgeLayer::new(https))
+        .layer(edge::EdgeLayer::new(hsts))
         // axum serves answers with its own body type, which the trace layer's body wraps.
         .map_response(|response: axum::http::Response<_>| response.map(Body::new))
         .layer(
