@@ -100,10 +100,9 @@ impl FromRequestParts<AppState> for ClientInfo {
 /// none. Bytes that are not text become U+FFFD, so the hop holding them does not parse: the walk from the
 /// right stops there, keeping what the proxies after it wrote.
 fn forwarded_for(headers: &HeaderMap) -> Option<String> {
-    let mut lines = headers.get_all("x-forwarded-for").iter().peekable();
-    lines.peek()?;
-    let lines: Vec<_> = lines.map(|line| String::from_utf8_lossy(line.as_bytes())).collect();
-    Some(lines.join(", "))
+    let lines: Vec<_> =
+        headers.get_all("x-forwarded-for").iter().map(|line| String::from_utf8_lossy(line.as_bytes())).collect();
+    (!lines.is_empty()).then(|| lines.join(", "))
 }
 
 #[cfg(test)]
