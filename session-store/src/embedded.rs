@@ -66,8 +66,10 @@ impl EmbeddedStore {
             )
         };
         let query = query.bind(record.id.to_string()).bind(user_of(&record.data)).bind(data).bind(expires_at);
+        // The update's own parameter: the session must not have expired meanwhile.
         let query = if create { query } else { query.bind(now) };
         let done = query.execute(&self.pool).await.map_err(db("storing a session"))?;
+        // A save that finds its session gone writes nothing, and that is its success.
         Ok(!create || done.rows_affected() > 0)
     }
 

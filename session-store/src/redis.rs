@@ -12,11 +12,17 @@ use tower_sessions::session::{Id, Record};
 
 use crate::{Error, from_unix_ms, parse_id, user_of};
 
-/// Shared script prologue: `owner(json)` is the `user` of a stored session value, or nil.
+/// Shared script prologue: `decoded(json)` is a stored session value as a table, or nil; `owner(json)` its
+/// `user`, or nil.
 const OWNER: &str = r"
-local function owner(value)
+local function decoded(value)
   local ok, stored = pcall(cjson.decode, value)
-  if ok and type(stored) == 'table' and type(stored.user) == 'string' then return stored.user end
+  if ok and type(stored) == 'table' then return stored end
+  return nil
+end
+local function owner(value)
+  local stored = decoded(value)
+  if stored and type(stored.user) == 'string' then return stored.user end
   return nil
 end
 ";
@@ -34,12 +40,10 @@ if ARGV[7] == '1' then
   if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 else
   local old = redis.call('GET', KEYS[1])
-  if not old then return 1 end
-  local ok, stored = pcall(cjson.decode, old)
-  if ok and type(stored) == 'table' and tonumber(stored.expires_at) and tonumber(stored.expires_at) <= now then
-    return 1
-  end
-  local previous = owner(old)
+  local stored = old and decoded(old)
+  local ended = stored and tonumber(stored.expires_at) and tonumber(stored.expires_at) <= now
+  if not old or ended then return 1 end
+  local previous = stored and type(stored.user) == 'string' and stored.user or nil
   if previous and previous ~= user then redis.call('ZREM', ARGV[1] .. previous, id) end
 end
 if expired then
