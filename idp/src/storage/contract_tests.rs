@@ -496,9 +496,9 @@ async fn a_user_access_token_naming_an_unknown_grant_finds_none(db: Database) {
     assert!(db.grants().user_access_token_grant("other", "other.a").await.unwrap().is_none());
 }
 
-/// A stored client, by its id.
+/// A stored client (with a back-channel logout URI), by its id.
 async fn stored_client(db: &Database) -> String {
-    let new = registration("service").validate(now()).unwrap();
+    let new = registration("Relying party").validate(now()).unwrap();
     db.clients().insert(&new.client).await.unwrap();
     new.client.id.as_str().to_owned()
 }
@@ -566,10 +566,9 @@ async fn purge_keeps_spent_refresh_tokens_while_their_grant_can_live(db: Databas
 /// A client with a back-channel logout URI, a user with a grant from it in session `sid` (`g1`) and another
 /// in session `other` (`g2`); then session `sid` is ended. Returns the user id.
 async fn end_a_session_with_a_backchannel_client(db: &Database) -> String {
-    let new = registration("Relying party").validate(now()).unwrap();
-    db.clients().insert(&new.client).await.unwrap();
+    let client = stored_client(db).await;
     let user = UserId::new().to_string();
-    let in_session = Grant { client_id: new.client.id.as_str().into(), user_id: user.clone(), ..grant("g1") };
+    let in_session = Grant { client_id: client, user_id: user.clone(), ..grant("g1") };
     let elsewhere = Grant { id: "g2".into(), sid: "other".into(), ..in_session.clone() };
     let mut tx = db.grants().begin().await.unwrap();
     tx.insert_grant(&in_session).await.unwrap();
@@ -639,17 +638,12 @@ async fn deliveries_are_leased_retried_and_marked_delivered(db: Database) {
 /// The outbox keeps a delivery until a while after it was made or given up: its row holds a `sub` and a `sid`.
 /// Three sessions of one user with one client end at 10; purged at 5,000, keeping 1,000 seconds.
 async fn purge_removes_deliveries_made_or_abandoned_long_ago(db: Database) {
-    let new = registration("Relying party").validate(now()).unwrap();
-    db.clients().insert(&new.client).await.unwrap();
+    let client = stored_client(&db).await;
     let user = UserId::new().to_string();
     let mut tx = db.grants().begin().await.unwrap();
     for i in 0..3 {
-        let grant = Grant {
-            client_id: new.client.id.as_str().into(),
-            user_id: user.clone(),
-            sid: format!("s{i}"),
-            ..grant(&format!("g{i}"))
-        };
+        let grant =
+            Grant { client_id: client.clone(), user_id: user.clone(), sid: format!("s{i}"), ..grant(&format!("g{i}")) };
         tx.insert_grant(&grant).await.unwrap();
         tx.end_session(&user, &format!("s{i}"), 10).await.unwrap();
     }

@@ -101,10 +101,8 @@ async fn a_revoked_session_is_signed_out_in_its_browser() {
 async fn ending_the_callers_own_session_signs_its_browser_out_though_the_request_records_activity() {
     let (app, _, clock) = setup_with_clock().await;
     sign_in_as_email(&app).await;
-    let own_sid = my_sessions(&app).await[0]["sid"].as_str().unwrap().to_owned();
     clock.advance(Duration::from_secs(120));
-    let response = app.browser.delete(app.url(&format!("/api/account/sessions/{own_sid}"))).send().await.unwrap();
-    assert_eq!(response.status(), 204);
+    end_current_session(&app).await;
     assert_eq!(app.get("/api/account/sessions").await.status(), 401, "the browser is signed out");
 }
 
@@ -112,9 +110,7 @@ async fn ending_the_callers_own_session_signs_its_browser_out_though_the_request
 async fn ending_the_callers_own_session_removes_its_cookie() {
     let (app, _) = setup().await;
     sign_in_as_email(&app).await;
-    let own_sid = my_sessions(&app).await[0]["sid"].as_str().unwrap().to_owned();
-    let response = app.browser.delete(app.url(&format!("/api/account/sessions/{own_sid}"))).send().await.unwrap();
-    assert_eq!(response.status(), 204);
+    let response = end_current_session(&app).await;
     let cookie = response.headers().get("set-cookie").expect("the cookie is removed").to_str().unwrap();
     assert!(cookie.starts_with("idp_session=") && cookie.contains("Max-Age=0"), "{cookie}");
 }
@@ -292,14 +288,7 @@ impl Receiver {
     }
 
     async fn wait_for_token(&self, within: Duration) -> Option<String> {
-        let deadline = tokio::time::Instant::now() + within;
-        while tokio::time::Instant::now() < deadline {
-            if let Some(token) = self.tokens.lock().unwrap().first().cloned() {
-                return Some(token);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        None
+        eventually(within, async || self.tokens.lock().unwrap().first().cloned()).await
     }
 }
 
@@ -333,10 +322,24 @@ async fn app_with_receiver() -> (TestApp, Receiver) {
     (app, Receiver::start_on(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await)
 }
 
-async fn end_current_session(app: &TestApp) {
+/// Ends the calling browser's (only) session through the account API; its answer, a 204.
+async fn end_current_session(app: &TestApp) -> reqwest::Response {
     let sid = my_sessions(app).await[0]["sid"].as_str().unwrap().to_owned();
     let response = app.browser.delete(app.url(&format!("/api/account/sessions/{sid}"))).send().await.unwrap();
     assert_eq!(response.status(), 204);
+    response
+}
+
+/// Polls `check` every 100 ms until it yields something, for at most `within`.
+async fn eventually<T>(within: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> Option<T> {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if let Some(found) = check().await {
+            return Some(found);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
 }
 
 #[tokio::test]
@@ -393,19 +396,16 @@ async fn a_logout_token_that_cannot_be_signed_is_retried_later() {
         .unwrap();
     end_current_session(&app).await;
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let error = loop {
+    let error = eventually(Duration::from_secs(10), async || {
         let (attempts, error): (i64, Option<String>) =
             sqlx::query_as("SELECT attempts, last_error FROM backchannel_deliveries")
                 .fetch_one(app.state.db.pool())
                 .await
                 .unwrap();
-        if attempts > 0 {
-            break error.unwrap_or_default();
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the delivery was never tried and rescheduled");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        (attempts > 0).then(|| error.unwrap_or_default())
+    })
+    .await
+    .expect("the delivery was never tried and rescheduled");
     assert!(error.contains("signing"), "{error}");
     assert_eq!(app.state.db.backchannel().pending().await.unwrap(), 1, "it waits for its next attempt");
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use idp::domain::keys::SigningAlgorithm;
 use idp::domain::tokens::AccessTokenClaims;
-use media_api::auth::{InvalidToken, ValidatorConfig};
+use media_api::auth::{InvalidToken, Validator, ValidatorConfig};
 
 use crate::helpers::{LEEWAY, NOW, Setup, TTL, TestIssuer, TestKey, at, now};
 
@@ -67,14 +67,20 @@ async fn zero_capacity_verifies_every_time() {
     assert_eq!(s.validator.signature_checks(), 3);
 }
 
-/// A key the issuer withdraws is refused from the next JWKS fetch, for the tokens already cached too: within
-/// the refresh interval (5 min), not at the end of their lifetime.
-#[tokio::test]
-async fn cached_token_is_refused_once_its_key_is_no_longer_published() {
+/// An issuer publishing `retired` and `current`, and a validator that has fetched both.
+async fn two_keys() -> (TestKey, TestKey, TestIssuer, Validator) {
     let retired = TestKey::generate(SigningAlgorithm::Es256);
     let current = TestKey::generate(SigningAlgorithm::Es256);
     let issuer = TestIssuer::start(&[&retired, &current]).await;
     let validator = issuer.validator().await;
+    (retired, current, issuer, validator)
+}
+
+/// A key the issuer withdraws is refused from the next JWKS fetch, for the tokens already cached too: within
+/// the refresh interval (5 min), not at the end of their lifetime.
+#[tokio::test]
+async fn cached_token_is_refused_once_its_key_is_no_longer_published() {
+    let (retired, current, issuer, validator) = two_keys().await;
     let cached = retired.sign(&issuer.claims());
     validator.validate(&cached, now()).await.unwrap();
     assert!(validator.validate(&cached, at(NOW + 60)).await.is_ok(), "the cache answers while the key is published");
@@ -83,6 +89,13 @@ async fn cached_token_is_refused_once_its_key_is_no_longer_published() {
     validator.refresh_keys().await.unwrap();
 
     assert_eq!(validator.validate(&cached, at(NOW + 60)).await, Err(InvalidToken::UnknownKey.into()));
+}
+
+#[tokio::test]
+async fn new_token_of_a_withdrawn_key_is_refused_after_a_refresh() {
+    let (retired, current, issuer, validator) = two_keys().await;
+    issuer.publish(&[&current]);
+    validator.refresh_keys().await.unwrap();
     let fresh = retired.sign(&issuer.claims());
     assert_eq!(validator.validate(&fresh, at(NOW + 60)).await, Err(InvalidToken::UnknownKey.into()));
 }

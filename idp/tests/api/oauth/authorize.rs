@@ -39,14 +39,19 @@ async fn authorization_request_may_be_posted_as_a_form() {
     assert_eq!(params["state"], request.state);
 }
 
+/// `request` posted as a form with the parameter `name` given twice more.
+async fn posted_with_twice(app: &TestApp, request: &AuthRequest, name: &str) -> reqwest::Response {
+    let mut form = request.form();
+    form.extend([(name, "1"), (name, "1")]);
+    app.browser.post(app.url("/authorize")).form(&form).send().await.unwrap()
+}
+
 #[tokio::test]
 async fn a_repeated_parameter_in_a_posted_request_is_invalid_request() {
     // RFC 6749 §3.1: parameters must not be repeated; a POST is judged like a GET.
     let (app, client) = signed_in_setup().await;
     let request = AuthRequest::new(&client);
-    let mut form = request.form();
-    form.extend([("max_age", "60"), ("max_age", "60")]);
-    let response = app.browser.post(app.url("/authorize")).form(&form).send().await.unwrap();
+    let response = posted_with_twice(&app, &request, "max_age").await;
     assert_eq!(error_of(&app, &response, &request), "invalid_request");
 }
 
@@ -54,11 +59,7 @@ async fn a_repeated_parameter_in_a_posted_request_is_invalid_request() {
 #[tokio::test]
 async fn error_description_keeps_to_the_characters_rfc_6749_allows() {
     let (app, client) = signed_in_setup().await;
-    let request = AuthRequest::new(&client);
-    let name = "x\"\\\u{e9}\u{1}";
-    let mut form = request.form();
-    form.extend([(name, "1"), (name, "2")]);
-    let response = app.browser.post(app.url("/authorize")).form(&form).send().await.unwrap();
+    let response = posted_with_twice(&app, &AuthRequest::new(&client), "x\"\\\u{e9}\u{1}").await;
     let params = redirect_params(&app, &response, REDIRECT_URI);
     assert_eq!(params["error"], "invalid_request");
     let description = &params["error_description"];
