@@ -31,12 +31,17 @@ impl Server {
         let log = dir.join(format!("server-{}.log", bind.rsplit(':').next().unwrap()));
         let mut command = Command::new(env!("CARGO_BIN_EXE_idp"));
         command.current_dir(dir).stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap());
-        for (name, _) in std::env::vars().filter(|(k, _)| k.starts_with("IDP_")) {
+        // The server's own level (info) unless `env` sets one: its log must say when it serves.
+        for (name, _) in std::env::vars().filter(|(k, _)| k.starts_with("IDP_") || k == "RUST_LOG") {
             command.env_remove(name);
         }
         let mut server = Server { child: command.envs(env).spawn().unwrap(), base_url: format!("http://{bind}"), log };
         for _ in 0..300 {
-            if let Ok(r) = reqwest::get(format!("{}/readyz", server.base_url)).await
+            // Ours only once its log says it serves: the port came from `free_port`, which another test may
+            // also have been given, and whose server would answer `/readyz` just as well.
+            let serving = std::fs::read_to_string(&server.log).is_ok_and(|log| log.contains("serving"));
+            if serving
+                && let Ok(r) = reqwest::get(format!("{}/readyz", server.base_url)).await
                 && r.status() == 200
             {
                 return server;
